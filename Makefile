@@ -1,0 +1,36 @@
+# Both entry points build .venv themselves; the stamp reinstalls when pyproject.toml changes.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
+# A checkout beside ../shared/data (this workplace) uses it as the mirror unless told otherwise.
+DEMO_MIRROR := $(or $(TRAINFLOW_MIRROR),$(if $(wildcard ../shared/data),$(abspath ../shared/data)))
+
+.PHONY: demo test lint types pytest clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	TRAINFLOW_MIRROR='$(DEMO_MIRROR)' $(BIN)/trainflow run all
+
+test: lint types pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check lib tasks flows tests benchmarks
+	$(BIN)/ruff format --check lib tasks flows tests benchmarks
+
+types: $(STAMP)
+	$(BIN)/mypy lib
+
+pytest: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,1 @@
+"""Plain Python and Keras building blocks of trainflow; nothing here imports Prefect."""

@@ -1,0 +1,54 @@
+"""One settings object, read from the environment when asked for (never at import)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+HOME_VARIABLE = "TRAINFLOW_HOME"
+MIRROR_VARIABLE = "TRAINFLOW_MIRROR"
+TRACKING_VARIABLE = "MLFLOW_TRACKING_URI"
+DEFAULT_HOME = Path("~/.trainflow")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where trainflow keeps its state and where it looks for data.
+
+    Attributes:
+        home: the one state directory: raw downloads, Parquet, models, registry DB.
+        tracking_uri: MLflow tracking/registry URI; a SQLite file under `home` by default.
+        mirrors: directories or base URLs tried before the published URLs.
+    """
+
+    home: Path
+    tracking_uri: str
+    mirrors: tuple[str, ...]
+
+    @property
+    def raw_dir(self) -> Path:
+        return self.home / "raw"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.home / "data"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.home / "runs"
+
+
+def load_settings(environ: dict[str, str] | None = None) -> Settings:
+    """Read settings from `environ` (default: the process environment)."""
+    env = os.environ if environ is None else environ
+    home = Path(env.get(HOME_VARIABLE) or DEFAULT_HOME).expanduser().resolve()
+    tracking_uri = env.get(TRACKING_VARIABLE) or f"sqlite:///{home / 'mlflow.db'}"
+    mirrors = tuple(
+        part.strip() for part in env.get(MIRROR_VARIABLE, "").split(",") if part.strip()
+    )
+    return Settings(home=home, tracking_uri=tracking_uri, mirrors=mirrors)

@@ -1,0 +1,55 @@
+"""Test-session isolation: state, Prefect and MLflow all live in one temporary directory.
+
+The environment is set here, at import of the root conftest, because Prefect reads
+PREFECT_HOME when it is first imported and would otherwise share cached results between
+test sessions (DESIGN.md, decision 8).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+_SESSION_DIR = Path(tempfile.mkdtemp(prefix="trainflow-tests-"))
+os.environ["PREFECT_HOME"] = str(_SESSION_DIR / "prefect")
+os.environ["TRAINFLOW_HOME"] = str(_SESSION_DIR / "home")
+os.environ.pop("MLFLOW_TRACKING_URI", None)
+os.environ.pop("TRAINFLOW_MIRROR", None)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture
+def trainflow_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh TRAINFLOW_HOME (and so a fresh registry) for one test."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("TRAINFLOW_HOME", str(home))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("TRAINFLOW_MIRROR", raising=False)
+    return home
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The real data sets; tests that need them skip where this checkout has none beside it."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real data not found at {SHARED_DATA} (a checkout beside ../shared/data)")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def prefect_api() -> Iterator[None]:
+    """A throwaway Prefect API (its own SQLite database) for every flow and task test."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
