@@ -1,0 +1,115 @@
+"""Course recipe vs our default on the real ENB2012 workbook, on identical splits.
+
+    .venv/bin/python benchmarks/energy.py [--seeds 0 1 2] [--ablations] [--data PATH]
+
+Prints test RMSE (Y1, Y2) and training wall time per seed and recipe, the means, and the
+ratios the issue sets (default/course: RMSE <= 0.75, time <= 0.5). With --ablations it also
+trains variants of the default with one change undone, to show what each change buys.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from lib.energy_model import PRESETS, EnergyRecipe, build_energy_model  # noqa: E402
+from lib.hashing import sha256_file  # noqa: E402
+from lib.splits import split_rows  # noqa: E402
+from lib.tabular import read_energy_workbook  # noqa: E402
+from lib.training import fit  # noqa: E402
+
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ENB2012_data.xlsx"
+ABLATIONS = {
+    "default - one-hot encoding": {"one_hot": ()},
+    "default - target scaling": {"scale_targets": False},
+    "default - huber (mse)": {"loss": "mse"},
+    "default - adam (sgd lr 1e-3, batch 10)": {
+        "optimizer": "sgd",
+        "learning_rate": 1e-3,
+        "batch_size": 10,
+    },
+}
+
+
+def run(
+    recipe: EnergyRecipe, x: np.ndarray, y: np.ndarray, seed: int, data_sha: str
+) -> tuple[float, float, float]:
+    """Train one recipe on one seed's split; return test RMSE Y1, Y2 and fit seconds."""
+    parts = split_rows(len(x), seed=seed, data_sha256=data_sha)
+    keras.utils.set_random_seed(seed)
+    model = build_energy_model(recipe, x[parts.train], y[parts.train])
+    targets = lambda rows: {"y1_output": y[rows, 0], "y2_output": y[rows, 1]}  # noqa: E731
+    with tempfile.TemporaryDirectory() as scratch:
+        result = fit(
+            model,
+            (x[parts.train], targets(parts.train)),
+            (x[parts.validation], targets(parts.validation)),
+            epochs=recipe.epochs,
+            batch_size=recipe.batch_size,
+            checkpoint_dir=Path(scratch) / "backup",
+            early_stopping_patience=recipe.early_stopping_patience,
+            reduce_lr_patience=recipe.reduce_lr_patience,
+            verbose=0,
+        )
+    y1, y2 = model.predict(x[parts.test], verbose=0)
+    rmse = [
+        float(np.sqrt(np.mean((np.ravel(p) - y[parts.test, i]) ** 2)))
+        for i, p in enumerate((y1, y2))
+    ]
+    return rmse[0], rmse[1], result.seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--ablations", action="store_true")
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    args = parser.parse_args()
+
+    frame = read_energy_workbook(args.data)
+    x = frame[[f"X{i}" for i in range(1, 9)]].to_numpy("float32")
+    y = frame[["Y1", "Y2"]].to_numpy("float32")
+    data_sha = sha256_file(args.data)
+    recipes = {"course": PRESETS["course"], "default": PRESETS["default"]}
+    if args.ablations:
+        recipes.update(
+            {
+                name: PRESETS["default"].model_copy(update=change)
+                for name, change in ABLATIONS.items()
+            }
+        )
+
+    results: dict[str, list[tuple[float, float, float]]] = {name: [] for name in recipes}
+    print(f"{'recipe':<38} {'seed':>4} {'RMSE Y1':>8} {'RMSE Y2':>8} {'train s':>8}")
+    for seed in args.seeds:
+        for name, recipe in recipes.items():
+            y1, y2, seconds = run(recipe, x, y, seed, data_sha)
+            results[name].append((y1, y2, seconds))
+            print(f"{name:<38} {seed:>4} {y1:>8.3f} {y2:>8.3f} {seconds:>8.1f}", flush=True)
+
+    print(
+        f"\n{'recipe (mean over seeds)':<38} {'RMSE Y1':>8} {'RMSE Y2':>8} {'train s':>8} "
+        f"{'Y1/crs':>7} {'Y2/crs':>7} {'t/crs':>6}"
+    )
+    course = [statistics.mean(column) for column in zip(*results["course"], strict=True)]
+    for name, rows in results.items():
+        mean = [statistics.mean(column) for column in zip(*rows, strict=True)]
+        ratios = [m / c for m, c in zip(mean, course, strict=True)]
+        print(
+            f"{name:<38} {mean[0]:>8.3f} {mean[1]:>8.3f} {mean[2]:>8.1f} "
+            f"{ratios[0]:>7.2f} {ratios[1]:>7.2f} {ratios[2]:>6.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()

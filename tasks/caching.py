@@ -1,0 +1,86 @@
+"""Cache keys from content hashes, parameters and the code of the `lib` modules a task uses.
+
+DESIGN.md decision 1. Prefect's INPUTS policy would hash whole objects and collide across
+tasks; TASK_SOURCE misses edits in helper modules. Here a key is
+sha256(task name, code version of the named modules, canonical JSON of the inputs), where
+inputs are small descriptors (paths + sha256) and parameters.
+
+A cache entry whose files were deleted must recompute rather than hand out dead paths: the
+policy reads the stored descriptor and, if any file it names is gone, expires that entry so
+the task runs and overwrites it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from prefect.cache_policies import CachePolicy
+from prefect.context import TaskRunContext
+from pydantic import BaseModel
+
+from lib.hashing import code_version, sha256_text
+from lib.refs import FileRef
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return _canonical(value.model_dump(mode="json"))
+    if isinstance(value, dict):
+        return {str(k): _canonical(v) for k, v in sorted(value.items())}
+    if isinstance(value, list | tuple):
+        return [_canonical(v) for v in value]
+    return value
+
+
+def file_refs(value: Any) -> Iterable[FileRef]:
+    """Every FileRef inside a (nested) descriptor."""
+    if isinstance(value, FileRef):
+        yield value
+    elif isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            yield from file_refs(getattr(value, name))
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from file_refs(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from file_refs(item)
+
+
+@dataclass
+class ContentCache(CachePolicy):
+    """Key a task on its descriptor inputs, parameters and the code of `modules`."""
+
+    modules: tuple[str, ...] = field(default_factory=tuple)
+
+    def compute_key(
+        self,
+        task_ctx: TaskRunContext,
+        inputs: dict[str, Any],
+        flow_parameters: dict[str, Any],
+        **kwargs: Any,
+    ) -> str | None:
+        key = sha256_text(
+            task_ctx.task.name,
+            code_version(self.modules),
+            json.dumps(_canonical(inputs), sort_keys=True, default=str),
+        )
+        _expire_if_files_missing(task_ctx, key)
+        return key
+
+
+def _expire_if_files_missing(task_ctx: TaskRunContext, key: str) -> None:
+    store = task_ctx.result_store
+    if store is None or not store.exists(key):
+        return
+    try:
+        cached = store.read(key).result
+    except Exception:  # unreadable entry: let the task overwrite it
+        cached = None
+    if cached is None or not all(ref.exists() for ref in file_refs(cached)):
+        long_ago = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+        store.write(obj=None, key=key, expiration=long_ago)  # type: ignore[arg-type]

@@ -1,0 +1,68 @@
+"""Run reports as Prefect artifacts: what a person opens in the UI after a run."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from pathlib import Path
+
+from prefect import task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+from lib.refs import FileRef
+from lib.registry import Registration
+
+
+def _image(ref: FileRef) -> str:
+    """Inline PNG: the UI shows the picture itself, not a link to a file it cannot reach."""
+    encoded = base64.b64encode(Path(ref.path).read_bytes()).decode()
+    return f"![{Path(ref.path).stem}](data:image/png;base64,{encoded})"
+
+
+def metrics_rows(
+    candidate: Mapping[str, float], champion: Mapping[str, float] | None
+) -> list[dict[str, str]]:
+    """One row per metric, candidate and champion side by side."""
+    return [
+        {
+            "metric": name,
+            "candidate": f"{value:.4f}",
+            "champion": f"{champion[name]:.4f}" if champion and name in champion else "—",
+        }
+        for name, value in candidate.items()
+    ]
+
+
+@task(task_run_name="report-{pipeline}")
+def publish_report(
+    pipeline: str,
+    data: Mapping[str, str],
+    parameters: Mapping[str, object],
+    candidate: Mapping[str, float],
+    champion: Mapping[str, float] | None,
+    registration: Registration,
+    plots: tuple[FileRef, ...],
+) -> str:
+    """Markdown report and metrics table under stable keys `<pipeline>-report`/`-metrics`."""
+    rows = metrics_rows(candidate, champion)
+    table = "\n".join(
+        ["| metric | candidate | champion |", "|---|---|---|"]
+        + [f"| {r['metric']} | {r['candidate']} | {r['champion']} |" for r in rows]
+    )
+    decision = "promoted to champion" if registration.promoted else "champion unchanged"
+    lines = [
+        f"# {pipeline}: {registration.name} version {registration.version}",
+        f"**Decision:** {decision}. {registration.reason}.",
+        "## Data",
+        *[f"- {key}: `{value}`" for key, value in data.items()],
+        "## Parameters",
+        *[f"- {key}: `{value}`" for key, value in parameters.items()],
+        "## Metrics on the test data",
+        table,
+        "## Plots",
+        *[_image(plot) for plot in plots],
+    ]
+    markdown = "\n\n".join(lines)
+    create_markdown_artifact(markdown=markdown, key=f"{pipeline}-report", description=decision)
+    create_table_artifact(table=rows, key=f"{pipeline}-metrics", description="test metrics")
+    return markdown

@@ -1,0 +1,64 @@
+"""The `trainflow` command: summaries, predictions, and one-line errors with exit 1."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from flows.cli import main
+from tests.fixtures.energy import energy_rows, write_energy_workbook
+
+pytestmark = pytest.mark.usefixtures("prefect_api")
+
+
+def test_run_then_predict_energy(
+    trainflow_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    workbook = write_energy_workbook(tmp_path / "mine.xlsx", n_rows=120)
+    assert main(["run", "energy", "--source", str(workbook), "--epochs", "40"]) == 0
+    printed = capsys.readouterr().out
+    assert (
+        "energy: Y1_rmse=" in printed and "energy-efficiency v1 (new version, champion)" in printed
+    )
+
+    features = pd.DataFrame(
+        energy_rows(5, seed=9), columns=[*map("X{}".format, range(1, 9)), "Y1", "Y2"]
+    )
+    inputs = tmp_path / "inputs.csv"
+    features.drop(columns=["Y1", "Y2"]).to_csv(inputs, index=False)
+    output = tmp_path / "predictions.parquet"
+    assert main(["predict", "energy", str(inputs), "--output", str(output)]) == 0
+    predicted = pd.read_parquet(output)
+    assert list(predicted.columns[-2:]) == ["Y1", "Y2"] and len(predicted) == 5
+    assert predicted["Y1"].between(0, 100).all()
+
+
+def test_bad_source_is_one_line_and_exit_1(
+    trainflow_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "broken.xlsx"
+    bad.write_bytes(b"\x00" * 10)
+    assert main(["run", "energy", "--source", str(bad), "--epochs", "1"]) == 1
+    error = capsys.readouterr().err
+    assert "trainflow: error:" in error and "broken.xlsx" in error
+    assert "Traceback" not in error
+
+
+def test_predict_without_a_champion_says_so(
+    trainflow_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    inputs = tmp_path / "inputs.csv"
+    pd.DataFrame(energy_rows(2), columns=[*map("X{}".format, range(1, 9)), "Y1", "Y2"]).to_csv(
+        inputs, index=False
+    )
+    assert main(["predict", "energy", str(inputs)]) == 1
+    assert "no 'champion' version of model 'energy-efficiency'" in capsys.readouterr().err
+
+
+def test_missing_input_file_is_named(
+    trainflow_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["predict", "energy", str(tmp_path / "nowhere.csv")]) == 1
+    assert "nowhere.csv" in capsys.readouterr().err

@@ -1,0 +1,86 @@
+"""The energy flow end to end on a tiny synthetic workbook, under a Prefect test harness."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+from flows.energy import MODEL_NAME, EnergyParameters, energy_pipeline
+from lib.settings import load_settings
+from tests.fixtures.energy import write_energy_workbook
+
+pytestmark = pytest.mark.usefixtures("prefect_api")
+
+EPOCHS = 40
+
+
+def task_states(flow_run_id: Any) -> dict[str, str]:
+    """Task run name -> final state name, read back from the Prefect API."""
+
+    async def read() -> dict[str, str]:
+        async with get_client() as client:
+            runs = await client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+            )
+        return {run.name: run.state.name for run in runs if run.state is not None}
+
+    return asyncio.run(read())
+
+
+def versions() -> list[str]:
+    client = mlflow.MlflowClient(tracking_uri=load_settings().tracking_uri)
+    return sorted(str(v.version) for v in client.search_model_versions(f"name = '{MODEL_NAME}'"))
+
+
+def run(params: EnergyParameters) -> tuple[dict[str, Any], dict[str, str]]:
+    state = energy_pipeline(params, return_state=True)
+    summary = state.result()
+    return summary, task_states(state.state_details.flow_run_id)
+
+
+def test_energy_flow_trains_registers_then_reuses_cache(
+    trainflow_home: Path, tmp_path: Path
+) -> None:
+    workbook = write_energy_workbook(tmp_path / "buildings.xlsx", n_rows=120)
+    params = EnergyParameters(source=str(workbook), epochs=EPOCHS, seed=3)
+
+    first, first_states = run(params)
+    assert first["version"] == "1" and first["newly_registered"]
+    assert first["promoted"], first["reason"]
+    assert first["metrics"]["Y1_r2"] > 0.9
+    assert first_states["train-energy-default-seed3"] == "Completed"
+
+    second, second_states = run(params)
+    assert not second["newly_registered"]
+    assert "nothing changed" in second["reason"]
+    assert second_states["train-energy-default-seed3"] == "Cached"
+    assert versions() == ["1"]
+
+    # A cache entry whose files were deleted recomputes instead of failing.
+    trained = Path(load_settings().home, "models", "energy")
+    for model_file in trained.rglob("model.keras"):
+        model_file.unlink()
+    third, third_states = run(params)
+    assert third_states["train-energy-default-seed3"] == "Completed"
+    assert third["metrics"]["Y1_r2"] > 0.9
+
+
+def test_bad_workbook_fails_and_leaves_registry_alone(trainflow_home: Path, tmp_path: Path) -> None:
+    good = write_energy_workbook(tmp_path / "good.xlsx", n_rows=120)
+    energy_pipeline(EnergyParameters(source=str(good), epochs=EPOCHS))
+    bad = tmp_path / "bad.xlsx"
+    bad.write_text("X1,X2\n1,2\n")
+
+    state = energy_pipeline(EnergyParameters(source=str(bad), epochs=EPOCHS), return_state=True)
+
+    assert state.is_failed()
+    with pytest.raises(ValueError, match="bad.xlsx"):
+        state.result()
+    assert versions() == ["1"]
+    assert not list(Path(load_settings().home, "data").rglob("*.parquet.tmp*"))
