@@ -29,7 +29,14 @@ def _run_energy(args: argparse.Namespace) -> list[dict[str, Any]]:
     return [energy_pipeline(params)]
 
 
-PIPELINES = {"energy": _run_energy}
+def _run_siamese(args: argparse.Namespace) -> list[dict[str, Any]]:
+    from flows.siamese import SiameseParameters, siamese_pipeline
+
+    params = SiameseParameters(seed=args.seed, preset=args.preset, epochs=args.epochs)
+    return [siamese_pipeline(params)]
+
+
+PIPELINES = {"energy": _run_energy, "siamese": _run_siamese}
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
@@ -44,14 +51,25 @@ def _print_summary(summary: dict[str, Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    names = list(PIPELINES) if args.pipeline == "all" else [args.pipeline]
-    for name in names:
-        for summary in PIPELINES[name](args):
+    """Run one pipeline, or all of them; one failing does not stop the others."""
+    if args.pipeline != "all":
+        for summary in PIPELINES[args.pipeline](args):
             _print_summary(summary)
-    return 0
+        return 0
+    failed = []
+    for name, pipeline in PIPELINES.items():
+        try:
+            for summary in pipeline(args):
+                _print_summary(summary)
+        except Exception as error:
+            print(f"trainflow: error: {name}: {error}", file=sys.stderr)
+            failed.append(name)
+    return 1 if failed else 0
 
 
 def predict(args: argparse.Namespace) -> int:
+    if args.pipeline == "siamese":
+        return predict_pair(args)
     from lib.predict import predict_energy
 
     frame = predict_energy(Path(args.input))
@@ -60,6 +78,14 @@ def predict(args: argparse.Namespace) -> int:
         print(f"{len(frame)} predictions written to {args.output}")
     else:
         print(frame.to_string(index=False))
+    return 0
+
+
+def predict_pair(args: argparse.Namespace) -> int:
+    from lib.predict import predict_siamese
+
+    distance, same = predict_siamese(Path(args.left), Path(args.right), invert=args.invert)
+    print(f"distance {distance:.4f}: {'same' if same else 'different'} kind of article")
     return 0
 
 
@@ -87,7 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--epochs", type=int, default=None, help="override the preset's number of epochs"
     )
     run_parser.add_argument(
-        "--source", default=None, help="energy: your own workbook (path or URL) of the same schema"
+        "--source",
+        default=None,
+        help="energy only: your own workbook (path or URL) of the same schema",
     )
     run_parser.set_defaults(handler=run)
 
@@ -97,6 +125,13 @@ def build_parser() -> argparse.ArgumentParser:
     energy.add_argument("input", help="a .xlsx, .csv or .parquet file with columns X1..X8")
     energy.add_argument("--output", help="write .csv/.parquet/.xlsx instead of printing")
     energy.set_defaults(handler=predict)
+    siamese = predict_commands.add_parser("siamese", help="are two images the same kind?")
+    siamese.add_argument("left", help="PNG/JPEG image of any size (converted to 28x28 gray)")
+    siamese.add_argument("right", help="PNG/JPEG image of any size (converted to 28x28 gray)")
+    siamese.add_argument(
+        "--invert", action="store_true", help="dark garment on a light background (photos)"
+    )
+    siamese.set_defaults(handler=predict)
     return parser
 
 

@@ -67,6 +67,7 @@ def learning_curves_figure(history: Mapping[str, Sequence[float]]) -> Figure:
 # --- siamese -------------------------------------------------------------------------------
 
 HISTOGRAM_BINS = 50
+HEADROOM = 1.05  # the histograms' x axis reaches a little past the largest distance
 PAIR_GRID_COLUMNS = 4
 
 
@@ -82,7 +83,9 @@ def distance_histograms_figure(
 ) -> Figure:
     """The figure `distance_histograms` writes: the overlap around the line is the error."""
     distances, labels = np.ravel(distances), np.ravel(labels)
-    bins = np.linspace(0.0, max(float(distances.max()), threshold) * 1.05, HISTOGRAM_BINS + 1)
+    # Shared bins, so the two groups' bars line up and their overlap reads directly.
+    upper = max(float(distances.max()), threshold) * HEADROOM
+    bins = np.linspace(0.0, upper, HISTOGRAM_BINS + 1).tolist()
     figure = Figure(figsize=(7, 4.5))
     axes = figure.add_subplot(1, 1, 1)
     for value, name in ((1, "same class"), (0, "different class")):

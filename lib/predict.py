@@ -29,6 +29,20 @@ def load_champion(name: str) -> Any:
         ) from error
 
 
+def predict_siamese(left: Path, right: Path, *, invert: bool = False) -> tuple[float, bool]:
+    """Distance between two images (any size, PNG/JPEG) and the champion's same/different."""
+    from lib.images import load_image_28x28
+
+    frame = pd.DataFrame(
+        {
+            side: [load_image_28x28(path, invert=invert).reshape(-1).tolist()]
+            for side, path in (("left", left), ("right", right))
+        }
+    )
+    result = load_champion("fashion-siamese").predict(frame)
+    return float(result["distance"].iloc[0]), bool(result["same"].iloc[0])
+
+
 def predict_energy(path: Path) -> pd.DataFrame:
     """Read X1..X8 from `path` (.xlsx, .csv, .parquet), validate, predict Y1 and Y2."""
     from lib.tabular import read_feature_table

@@ -90,6 +90,7 @@ class Candidate:
     artifacts: Sequence[Path]
     signature: Any = None
     input_example: Any = None
+    model_config: Mapping[str, Any] | None = None
 
 
 def register(
@@ -131,6 +132,7 @@ def register(
             artifacts={"keras_model": str(candidate.keras_path)},
             signature=candidate.signature,
             input_example=candidate.input_example,
+            model_config=dict(candidate.model_config) if candidate.model_config else None,
             pip_requirements=list(pip_requirements),
         )
         # The candidate tag is set with the version itself, so a retry after a crash here

@@ -50,3 +50,12 @@ class ChampionRef(_Descriptor):
     version: str
     candidate_id: str
     metrics: dict[str, float] | None = None
+
+
+class PairsRef(_Descriptor):
+    """Index pairs of one seed: kept training images, validation and test pairs."""
+
+    train_indices: FileRef
+    validation: FileRef
+    test: FileRef
+    seed: int

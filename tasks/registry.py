@@ -51,6 +51,7 @@ def register_candidate(
     gate: GatePolicy,
     signature: Any = None,
     input_example: Any = None,
+    model_config: dict[str, Any] | None = None,
 ) -> Registration:
     """Judge the candidate against the champion, register it, move `champion` if it won.
 
@@ -79,6 +80,7 @@ def register_candidate(
             artifacts=[Path(plot.path) for plot in plots],
             signature=signature,
             input_example=input_example,
+            model_config=model_config,
         ),
         promote=decision.promote,
         reason=decision.reason,

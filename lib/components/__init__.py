@@ -13,15 +13,18 @@ from lib.components.losses import (
     huber_loss,
     huber_with_threshold,
 )
+from lib.components.metrics import DistanceAccuracy, distance_accuracy
 
 __all__ = [
     "ContrastiveLoss",
+    "DistanceAccuracy",
     "EuclideanDistance",
     "HuberLoss",
     "Quadratic",
     "SimpleDense",
     "TabularEncoder",
     "contrastive_loss",
+    "distance_accuracy",
     "huber_loss",
     "huber_with_threshold",
 ]

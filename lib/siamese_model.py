@@ -1,0 +1,202 @@
+"""The Fashion-MNIST siamese network: one shared base network, a Euclidean distance out.
+
+Two inputs `left` and `right` take raw 28x28 pixels (0..255 as floats); the shared
+`base_network` rescales them to [0, 1] itself, so whoever serves the model passes raw pixels
+and no preprocessing has to travel beside it. Its output `distance` is trained with the
+contrastive loss (label 1 = same class) and read as "same class" when below a threshold:
+0.5 during training (the course's rule), a calibrated one at evaluation.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import keras
+import numpy as np
+import tensorflow as tf
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
+
+from lib.components import ContrastiveLoss, DistanceAccuracy, EuclideanDistance
+from lib.pairs import course_pairs
+from lib.siamese_data import IMAGE_SHAPE, LEFT, RIGHT, fresh_pair_dataset, pair_dataset
+
+MAX_PIXEL = 255.0
+# The course's rule: a pair is "same" when its distance is below half the margin of 1.
+TRAINED_THRESHOLD = 0.5
+CONV_KERNEL = 3
+POOL_SIZE = 2
+
+
+class SiameseRecipe(BaseModel):
+    """Everything that decides how the siamese model is built and trained."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    conv_filters: tuple[PositiveInt, ...] = Field(
+        default=(),
+        description="filters of each 3x3 relu convolution before the dense layers, each "
+        "halving the image (see `downsample`); empty for the course's dense-only network",
+    )
+    downsample: Literal["pool", "stride"] = Field(
+        default="pool",
+        description="how each convolution halves the image: 2x2 max pooling after it, or a "
+        "stride of 2 (fewer multiply-adds, no pooling layer)",
+    )
+    dense_units: tuple[PositiveInt, ...] = Field(
+        default=(128, 128, 128), min_length=1, description="units of each dense layer"
+    )
+    dropout: float = Field(
+        default=0.1, ge=0, lt=1, description="dropout rate after every dense layer but the last"
+    )
+    embedding_activation: Literal["relu", "linear"] = Field(
+        default="relu", description="activation of the last dense layer (the embedding)"
+    )
+    optimizer: Literal["rmsprop", "adam"]
+    learning_rate: float = Field(gt=0, description="initial learning rate")
+    learning_rate_schedule: Literal["constant", "cosine"] = Field(
+        default="constant",
+        description="'cosine' decays the rate to 0 over all epochs' steps (known in advance "
+        "only with pairs='balanced')",
+    )
+    epochs: int = Field(gt=0)
+    batch_size: int = Field(gt=0)
+    margin: float = Field(default=1.0, gt=0, description="contrastive-loss margin")
+    pairs: Literal["course", "balanced"] = Field(
+        description="'course': the course's fixed pairs, reshuffled every epoch; 'balanced': "
+        "fresh class-balanced pairs every epoch"
+    )
+    pairs_per_epoch: int | None = Field(
+        default=None, gt=0, description="pairs drawn per epoch; 'balanced' only, even"
+    )
+    early_stopping_patience: int | None = Field(default=None, gt=0)
+    reduce_lr_patience: int | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _pairs_per_epoch_matches_protocol(self) -> SiameseRecipe:
+        if self.pairs == "balanced" and (self.pairs_per_epoch is None or self.pairs_per_epoch % 2):
+            raise ValueError(
+                "Expected an even pairs_per_epoch with pairs='balanced'. "
+                f"Received: pairs_per_epoch={self.pairs_per_epoch}"
+            )
+        if self.learning_rate_schedule == "cosine" and self.pairs != "balanced":
+            raise ValueError(
+                "Expected pairs='balanced' with learning_rate_schedule='cosine' (the number of "
+                f"steps must follow from the recipe). Received: pairs={self.pairs!r}"
+            )
+        if self.learning_rate_schedule == "cosine" and self.reduce_lr_patience is not None:
+            raise ValueError(
+                "Expected no reduce_lr_patience with learning_rate_schedule='cosine' (the "
+                f"schedule owns the rate). Received: reduce_lr_patience={self.reduce_lr_patience}"
+            )
+        if self.pairs == "course" and self.pairs_per_epoch is not None:
+            raise ValueError(
+                "Expected no pairs_per_epoch with pairs='course' (its pairs are fixed). "
+                f"Received: pairs_per_epoch={self.pairs_per_epoch}"
+            )
+        return self
+
+
+PRESETS: dict[str, SiameseRecipe] = {
+    # The course recipe, exactly: Flatten -> 3 x Dense128 relu with dropout 0.1 between,
+    # pixels scaled to [0, 1], RMSprop, contrastive margin 1, batch 128, 20 epochs, fixed pairs.
+    "course": SiameseRecipe(
+        optimizer="rmsprop",
+        learning_rate=1e-3,
+        epochs=20,
+        batch_size=128,
+        pairs="course",
+    ),
+    # A small strided CNN (two 3x3 relu convolutions, 16 and 32 filters, stride 2, then
+    # Dense128 relu), Adam, fresh balanced pairs every epoch. Measured on 2 shared CPU cores,
+    # seed 0 (course-protocol test pairs): see the module docstring.
+    "default": SiameseRecipe(
+        conv_filters=(16, 32),
+        downsample="stride",
+        dense_units=(128,),
+        dropout=0.0,
+        optimizer="adam",
+        learning_rate=1e-3,
+        epochs=14,
+        batch_size=128,
+        pairs="balanced",
+        pairs_per_epoch=60_000,
+        early_stopping_patience=3,
+        reduce_lr_patience=2,
+    ),
+}
+
+
+def build_base_network(recipe: SiameseRecipe) -> keras.Model:
+    """The network that embeds one raw 28x28 image; the siamese model shares one instance."""
+    image = keras.Input(shape=IMAGE_SHAPE, name="image")
+    hidden = keras.layers.Rescaling(1.0 / MAX_PIXEL, name="rescale")(image)
+    if recipe.conv_filters:
+        hidden = keras.layers.Reshape((*IMAGE_SHAPE, 1), name="channel")(hidden)
+        strides = POOL_SIZE if recipe.downsample == "stride" else 1
+        for i, filters in enumerate(recipe.conv_filters, start=1):
+            hidden = keras.layers.Conv2D(
+                filters, CONV_KERNEL, strides=strides, activation="relu", name=f"conv_{i}"
+            )(hidden)
+            if recipe.downsample == "pool":
+                hidden = keras.layers.MaxPooling2D(POOL_SIZE, name=f"pool_{i}")(hidden)
+    hidden = keras.layers.Flatten(name="flatten")(hidden)
+    last = len(recipe.dense_units)
+    for i, units in enumerate(recipe.dense_units, start=1):
+        activation = recipe.embedding_activation if i == last else "relu"
+        hidden = keras.layers.Dense(units, activation=activation, name=f"dense_{i}")(hidden)
+        if i < last and recipe.dropout:
+            hidden = keras.layers.Dropout(recipe.dropout, name=f"dropout_{i}")(hidden)
+    return keras.Model(inputs=image, outputs=hidden, name="base_network")
+
+
+def build_siamese_model(recipe: SiameseRecipe) -> keras.Model:
+    """Build and compile the siamese model: inputs `left`, `right`; output `distance`."""
+    base = build_base_network(recipe)
+    left = keras.Input(shape=IMAGE_SHAPE, name=LEFT)
+    right = keras.Input(shape=IMAGE_SHAPE, name=RIGHT)
+    distance = EuclideanDistance(name="distance")([base(left), base(right)])
+    model = keras.Model(inputs={LEFT: left, RIGHT: right}, outputs=distance, name="siamese")
+    model.compile(
+        optimizer=_optimizer(recipe),
+        loss=ContrastiveLoss(margin=recipe.margin),
+        metrics=[DistanceAccuracy(threshold=TRAINED_THRESHOLD)],
+    )
+    return model
+
+
+def training_dataset(
+    recipe: SiameseRecipe,
+    images: np.ndarray,
+    labels: np.ndarray,
+    indices: np.ndarray,
+    seed: int,
+) -> tf.data.Dataset:
+    """The training pipeline the recipe's pair protocol asks for, over `indices` only.
+
+    Args:
+        recipe: decides the protocol, batch size and pairs per epoch.
+        images: ``(n, 28, 28)`` uint8, all images `indices` point into.
+        labels: ``(n,)`` classes of `images`.
+        indices: positions usable for training (validation images excluded).
+        seed: seeds the course's negative partners and the per-epoch shuffles or pairs.
+    """
+    if recipe.pairs == "course":
+        pairs = course_pairs(labels, np.random.default_rng(seed), indices=indices)
+        return pair_dataset(images, pairs, recipe.batch_size, shuffle_seed=seed)
+    assert recipe.pairs_per_epoch is not None  # the recipe's validator guarantees it
+    return fresh_pair_dataset(
+        images, labels, recipe.pairs_per_epoch, recipe.batch_size, seed, indices=indices
+    )
+
+
+def _optimizer(recipe: SiameseRecipe) -> keras.optimizers.Optimizer:
+    learning_rate: float | keras.optimizers.schedules.LearningRateSchedule = recipe.learning_rate
+    if recipe.learning_rate_schedule == "cosine":
+        assert recipe.pairs_per_epoch is not None  # the recipe's validator guarantees it
+        steps_per_epoch = -(-recipe.pairs_per_epoch // recipe.batch_size)
+        learning_rate = keras.optimizers.schedules.CosineDecay(
+            recipe.learning_rate, decay_steps=recipe.epochs * steps_per_epoch
+        )
+    if recipe.optimizer == "rmsprop":
+        return keras.optimizers.RMSprop(learning_rate=learning_rate)
+    return keras.optimizers.Adam(learning_rate=learning_rate)

@@ -1,0 +1,94 @@
+"""The siamese flow end to end on ten synthetic classes, under a Prefect test harness."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import flows.siamese as siamese_flow
+from flows.siamese import SiameseParameters, siamese_pipeline
+from lib.settings import load_settings
+from lib.siamese_model import PRESETS
+from tests.fixtures.fashion import write_fashion_mirror
+
+pytestmark = pytest.mark.usefixtures("prefect_api")
+
+
+@pytest.fixture
+def synthetic_fashion(
+    trainflow_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """Pins and mirror swapped for a synthetic set; a cheap default preset."""
+    mirror = tmp_path / "mirror"
+    pins = write_fashion_mirror(mirror)
+    for constant, name in {
+        "FASHION_TRAIN_IMAGES": "train-images-idx3-ubyte.gz",
+        "FASHION_TRAIN_LABELS": "train-labels-idx1-ubyte.gz",
+        "FASHION_TEST_IMAGES": "t10k-images-idx3-ubyte.gz",
+        "FASHION_TEST_LABELS": "t10k-labels-idx1-ubyte.gz",
+    }.items():
+        monkeypatch.setattr(siamese_flow, constant, pins[name])
+    monkeypatch.setitem(
+        PRESETS, "default", PRESETS["default"].model_copy(update={"pairs_per_epoch": 2_000})
+    )
+    monkeypatch.setenv("TRAINFLOW_MIRROR", str(mirror))
+    return mirror
+
+
+def test_siamese_flow_trains_registers_serves(synthetic_fashion: Path) -> None:
+    summary = siamese_pipeline(SiameseParameters(epochs=4, seed=1))
+
+    assert summary["version"] == "1" and summary["promoted"], summary["reason"]
+    metrics = summary["metrics"]
+    assert metrics["accuracy"] > 0.9 and metrics["roc_auc"] > 0.95
+    assert 0 < metrics["threshold"] < 2
+    reports = list((load_settings().home / "reports" / "siamese").rglob("*.png"))
+    assert {p.name for p in reports} == {
+        "distances.png",
+        "roc.png",
+        "learning-curves.png",
+        "pairs.png",
+    }
+    pairs = list((load_settings().home / "pairs" / "fashion").rglob("test.parquet"))
+    assert len(pairs) == 1 and pairs[0].stat().st_size < 20_000  # indices, not pixels
+
+    again = siamese_pipeline(SiameseParameters(epochs=4, seed=1))
+    assert not again["newly_registered"] and again["version"] == "1"
+
+    script = textwrap.dedent(
+        """
+        import json, mlflow, pandas as pd
+        from tests.fixtures.fashion import synthetic_images
+        images, labels = synthetic_images(3, seed=5)
+        same = [i for i in range(len(labels)) if labels[i] == labels[0]][1]
+        other = [i for i in range(len(labels)) if labels[i] != labels[0]][0]
+        right = [images[same].ravel().tolist(), images[other].ravel().tolist()]
+        frame = pd.DataFrame({"left": [images[0].ravel().tolist()] * 2, "right": right})
+        model = mlflow.pyfunc.load_model("models:/fashion-siamese@champion")
+        out = model.predict(frame)
+        print(json.dumps({"columns": list(out.columns), "same": out["same"].tolist()}))
+        """
+    )
+    env = {**os.environ, "MLFLOW_TRACKING_URI": load_settings().tracking_uri}
+    child = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True
+    )
+    served = json.loads(child.stdout.strip().splitlines()[-1])
+    assert served == {"columns": ["distance", "same"], "same": [True, False]}
+
+
+def test_corrupt_download_fails_before_training(synthetic_fashion: Path) -> None:
+    (synthetic_fashion / "fashion-mnist" / "t10k-labels-idx1-ubyte.gz").write_bytes(b"junk")
+
+    state = siamese_pipeline(SiameseParameters(epochs=1), return_state=True)
+
+    assert state.is_failed()
+    with pytest.raises(Exception, match="t10k-labels-idx1-ubyte.gz"):
+        state.result()
+    assert not (load_settings().home / "models").exists()
