@@ -239,14 +239,14 @@ def evaluate_champion(champion: ChampionRef, test_table: TableRef, pairs: PairsR
     import mlflow.artifacts
 
     from lib.idx import read_image_table
-    from lib.serving import KERAS_ARTIFACT
     from tasks.registry import client_for
 
     client = client_for(champion.name)
     version = client.get_model_version(champion.name, champion.version)
     threshold = float(version.tags["trainflow.threshold"])
     local = Path(mlflow.artifacts.download_artifacts(f"models:/{champion.name}/{champion.version}"))
-    model = _load(str(next(local.rglob(f"{KERAS_ARTIFACT}*"))))
+    # MLflow keeps the logged file's own name (model.keras) under artifacts/.
+    model = _load(str(next(local.rglob("*.keras"))))
     test_images, _ = read_image_table(Path(test_table.table.path))
     distances, test_pairs = pair_distances(model, test_images, pairs.test.path)
     metrics = pair_metrics(test_pairs.label, distances, threshold)

@@ -61,6 +61,12 @@ def test_siamese_flow_trains_registers_serves(synthetic_fashion: Path) -> None:
     again = siamese_pipeline(SiameseParameters(epochs=4, seed=1))
     assert not again["newly_registered"] and again["version"] == "1"
 
+    # A new candidate is judged against the champion re-measured on its own test pairs.
+    rival = siamese_pipeline(SiameseParameters(epochs=1, seed=2))
+    assert rival["version"] == "2" and rival["champion_metrics"] is not None
+    assert rival["champion_metrics"]["accuracy"] > 0.9
+    assert ("beats" in rival["reason"]) == rival["promoted"]
+
     script = textwrap.dedent(
         """
         import json, mlflow, pandas as pd
