@@ -5,6 +5,19 @@ Two inputs `left` and `right` take raw 28x28 pixels (0..255 as floats); the shar
 and no preprocessing has to travel beside it. Its output `distance` is trained with the
 contrastive loss (label 1 = same class) and read as "same class" when below a threshold:
 0.5 during training (the course's rule), a calibrated one at evaluation.
+
+Measured (seed 0; trained on 90% of the training images, threshold calibrated on course
+pairs of the other 10%, accuracy on course pairs of the 10,000 test images; 2 CPU cores
+shared with other jobs, so times are noisy):
+
+| preset  | test acc @0.5 | test acc @calibrated | ROC AUC | train wall / CPU s |
+| ------- | ------------- | -------------------- | ------- | ------------------ |
+| course  | 0.910         | 0.911                | 0.974   | 225-274 / 221      |
+| default | 0.929         | 0.931                | 0.981   | 186-243 / 210-219  |
+
+Per pair seen, the CNN learns no faster than the course's MLP; it keeps improving where the
+MLP levels off at ~0.913 after 3 epochs. A convolution costs ~3x the MLP per pair on this CPU
+with strides (~9x with max pooling), so the budget buys ~840k fresh pairs.
 """
 
 from __future__ import annotations
@@ -106,22 +119,24 @@ PRESETS: dict[str, SiameseRecipe] = {
         batch_size=128,
         pairs="course",
     ),
-    # A small strided CNN (two 3x3 relu convolutions, 16 and 32 filters, stride 2, then
-    # Dense128 relu), Adam, fresh balanced pairs every epoch. Measured on 2 shared CPU cores,
-    # seed 0 (course-protocol test pairs): see the module docstring.
+    # A small strided CNN: two 3x3 relu convolutions of stride 2 (16 and 32 filters), then
+    # Dense128 relu; Adam with cosine decay; fresh balanced pairs every epoch. Seed 0, 2
+    # shared CPU cores, course-protocol test pairs (see the module docstring): 0.929 at 0.5
+    # and 0.931 at the calibrated threshold, against the course's 0.910 and 0.911, in about
+    # the course's CPU time and no more wall time.
     "default": SiameseRecipe(
         conv_filters=(16, 32),
         downsample="stride",
         dense_units=(128,),
         dropout=0.0,
         optimizer="adam",
-        learning_rate=1e-3,
+        learning_rate=2e-3,
+        learning_rate_schedule="cosine",
         epochs=14,
-        batch_size=128,
+        batch_size=256,
         pairs="balanced",
         pairs_per_epoch=60_000,
         early_stopping_patience=3,
-        reduce_lr_patience=2,
     ),
 }
 
