@@ -27,7 +27,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check lib tasks flows tests benchmarks
 
 types: $(STAMP)
-	$(BIN)/mypy lib
+	$(BIN)/mypy lib tasks flows
 
 pytest: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider

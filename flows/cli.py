@@ -1,4 +1,4 @@
-"""The `trainflow` command: run pipelines, predict with the champion.
+"""The `trainflow` command: run pipelines, predict with the champion, serve schedules, open UIs.
 
 Heavy imports (Prefect, TensorFlow, MLflow) happen inside the commands, after the noise
 settings below are in place, so `trainflow --help` is instant and quiet.
@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
+import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,7 +20,13 @@ QUIET_DEFAULTS = {
     "TF_CPP_MIN_LOG_LEVEL": "2",
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "MPLBACKEND": "Agg",
+    "DO_NOT_TRACK": "1",
 }
+UI_HOST = "127.0.0.1"
+PREFECT_UI_PORT = 4200
+MLFLOW_UI_PORT = 5000
+CHILD_POLL_SECONDS = 0.5
+CHILD_STOP_SECONDS = 15.0
 
 
 def _run_energy(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -89,6 +98,94 @@ def predict_pair(args: argparse.Namespace) -> int:
     return 0
 
 
+def serve(args: argparse.Namespace) -> int:
+    """Run the scheduled deployments of prefect.yaml in this process, without a work pool.
+
+    Pick one of `serve` and `prefect deploy` per Prefect server: both write deployments of
+    the same names, and a served deployment left over a deployed one keeps its work pool but
+    loses its pull step (its runs crash). Stopping `serve` pauses its schedules.
+    """
+    from prefect import serve as prefect_serve
+
+    from flows.schedules import PLANS
+
+    prefect_serve(*[plan.to_deployment() for plan in PLANS], limit=args.limit)
+    return 0
+
+
+def ui_commands(
+    tracking_uri: str, prefect_port: int, mlflow_port: int
+) -> dict[str, tuple[str, list[str]]]:
+    """Name -> (address, command) of the two servers, run with this interpreter (this venv)."""
+    return {
+        "Prefect": (
+            f"http://{UI_HOST}:{prefect_port}",
+            # --no-prompt: a terminal would otherwise be asked to edit the Prefect profile.
+            [sys.executable, "-m", "prefect", "--no-prompt", "server", "start"]
+            + ["--host", UI_HOST, "--port", str(prefect_port)],
+        ),
+        "MLflow": (
+            f"http://{UI_HOST}:{mlflow_port}",
+            [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracking_uri]
+            + ["--host", UI_HOST, "--port", str(mlflow_port), "--workers", "1"],
+        ),
+    }
+
+
+def _stop(children: dict[str, subprocess.Popen[bytes]]) -> None:
+    """SIGTERM each child's own process group (servers fork workers), SIGKILL if it lingers."""
+    for child in children.values():
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGTERM)
+    for child in children.values():
+        try:
+            child.wait(timeout=CHILD_STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.wait()
+
+
+def _first_exited(children: dict[str, subprocess.Popen[bytes]]) -> str:
+    while True:
+        for name, child in children.items():
+            if child.poll() is not None:
+                return name
+        time.sleep(CHILD_POLL_SECONDS)
+
+
+def ui(args: argparse.Namespace) -> int:
+    """Start the Prefect and MLflow UIs; Ctrl-C stops both, and so does either one dying."""
+    from lib.settings import load_settings
+
+    settings = load_settings()
+    settings.home.mkdir(parents=True, exist_ok=True)  # MLflow's SQLite file goes here
+    servers = ui_commands(settings.tracking_uri, args.prefect_port, args.mlflow_port)
+    # SIGTERM stops the children too; their own sessions keep a terminal's Ctrl-C from
+    # reaching them twice (once from the terminal, once from `_stop`).
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    children: dict[str, subprocess.Popen[bytes]] = {}
+    try:
+        for name, (address, command) in servers.items():
+            children[name] = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, start_new_session=True
+            )
+            print(f"{name} UI: {address}", flush=True)
+        print(
+            f"Runs reach this Prefect UI when started with PREFECT_API_URL={servers['Prefect'][0]}"
+            "/api. Ctrl-C stops both servers.",
+            flush=True,
+        )
+        exited = _first_exited(children)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        _stop(children)
+        signal.signal(signal.SIGTERM, previous)
+    code = children[exited].returncode
+    print(f"trainflow: error: the {exited} server exited with code {code}", file=sys.stderr)
+    return 1
+
+
 def _write_frame(frame: Any, target: Path) -> None:
     from lib.atomic import atomic_path
 
@@ -132,6 +229,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--invert", action="store_true", help="dark garment on a light background (photos)"
     )
     siamese.set_defaults(handler=predict)
+
+    serve_parser = commands.add_parser(
+        "serve", help="run the prefect.yaml schedules and trigger here, without a work pool"
+    )
+    serve_parser.add_argument(
+        "--limit", type=int, default=None, help="at most this many runs at once (default: any)"
+    )
+    serve_parser.set_defaults(handler=serve)
+
+    ui_parser = commands.add_parser("ui", help="start the Prefect and MLflow UIs on 127.0.0.1")
+    ui_parser.add_argument("--prefect-port", type=int, default=PREFECT_UI_PORT)
+    ui_parser.add_argument("--mlflow-port", type=int, default=MLFLOW_UI_PORT)
+    ui_parser.set_defaults(handler=ui)
     return parser
 
 

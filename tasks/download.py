@@ -16,7 +16,7 @@ from lib.settings import load_settings
 from tasks.caching import ContentCache
 
 IO_RETRIES = 2
-IO_RETRY_DELAYS = [5, 30]
+IO_RETRY_DELAYS: list[float] = [5.0, 30.0]
 
 
 def _transient(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:

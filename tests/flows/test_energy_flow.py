@@ -34,7 +34,8 @@ def task_states(flow_run_id: Any) -> dict[str, str]:
 
 
 def versions() -> list[str]:
-    client = mlflow.MlflowClient(tracking_uri=load_settings().tracking_uri)
+    uri = load_settings().tracking_uri  # both URIs: mlflow keeps a process-wide registry URI
+    client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
     return sorted(str(v.version) for v in client.search_model_versions(f"name = '{MODEL_NAME}'"))
 
 

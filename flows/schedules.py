@@ -1,0 +1,113 @@
+"""When the pipelines run on their own: the one source for `prefect.yaml` and `trainflow serve`.
+
+`prefect.yaml` repeats these values (YAML cannot import Python); tests/flows/test_schedules.py
+fails the moment the two disagree.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from prefect import Flow
+from prefect.deployments.runner import RunnerDeployment
+from prefect.events import DeploymentEventTrigger
+from prefect.schedules import Cron
+
+from flows.energy import EnergyParameters
+from flows.siamese import SiameseParameters
+
+TIMEZONE = "Europe/Berlin"
+WORK_POOL = "trainflow-local"
+# One run per deployment at a time: a slow run is never overtaken by the next one.
+CONCURRENCY_LIMIT = 1
+
+DATA_UPDATED_EVENT = "trainflow.data.updated"
+DATA_RESOURCES = "trainflow.data.*"
+# An upstream system announces new data with `DATA_UPDATED_EVENT` about a resource whose id
+# starts with `trainflow.data.` (e.g. `trainflow.data.energy`); each such event starts one run.
+DATA_UPDATED_TRIGGER: dict[str, Any] = {
+    "type": "event",
+    "enabled": True,
+    "match": {"prefect.resource.id": DATA_RESOURCES},
+    "expect": [DATA_UPDATED_EVENT],
+    "posture": "Reactive",
+    "threshold": 1,
+    "within": 0,
+}
+
+
+def _defaults(model: type[EnergyParameters] | type[SiameseParameters]) -> dict[str, Any]:
+    return model().model_dump()
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One scheduled deployment: what runs, when, and with which parameters."""
+
+    name: str
+    entrypoint: str
+    cron: str
+    description: str
+    tags: tuple[str, ...] = ()
+    parameters: dict[str, Any] = field(default_factory=dict)
+    triggers: tuple[dict[str, Any], ...] = ()
+
+    def load_flow(self) -> Flow[..., Any]:
+        """The flow behind `entrypoint`, imported as a module so any working directory works."""
+        path, function = self.entrypoint.rsplit(":", 1)
+        module = importlib.import_module(path.removesuffix(".py").replace("/", "."))
+        return getattr(module, function)
+
+    def to_deployment(self) -> RunnerDeployment:
+        """The same deployment as in prefect.yaml, for `prefect.serve` (no work pool)."""
+        deployment = self.load_flow().to_deployment(
+            name=self.name,
+            description=self.description,
+            tags=list(self.tags),
+            schedules=[Cron(self.cron, timezone=TIMEZONE)],
+            concurrency_limit=CONCURRENCY_LIMIT,
+            parameters=self.parameters,
+            triggers=[DeploymentEventTrigger(**spec) for spec in self.triggers],
+        )
+        assert isinstance(deployment, RunnerDeployment)  # called sync, not awaited
+        return deployment
+
+
+# Night hours in Berlin, an hour apart so the two trainings never share the 2 cores: energy
+# takes minutes, siamese far longer. The monthly retrain-all runs first on the 1st; when the
+# 1st is a Monday the weekly runs that follow find every step cached and register nothing new.
+PLANS = (
+    Plan(
+        name="energy-retrain",
+        entrypoint="flows/energy.py:energy_pipeline",
+        cron="0 3 * * 1",
+        description="Weekly energy retrain, Mondays 03:00 Europe/Berlin.",
+        tags=("trainflow", "energy"),
+        parameters={"params": _defaults(EnergyParameters)},
+    ),
+    Plan(
+        name="siamese-retrain",
+        entrypoint="flows/siamese.py:siamese_pipeline",
+        cron="0 4 * * 1",
+        description="Weekly siamese retrain, Mondays 04:00 Europe/Berlin.",
+        tags=("trainflow", "siamese"),
+        parameters={"params": _defaults(SiameseParameters)},
+    ),
+    Plan(
+        name="retrain-all",
+        entrypoint="flows/retrain.py:retrain_all",
+        cron="0 2 1 * *",
+        description=(
+            "Both pipelines, 02:00 Europe/Berlin on the 1st of each month and whenever "
+            f"'{DATA_UPDATED_EVENT}' arrives."
+        ),
+        tags=("trainflow",),
+        parameters={
+            "energy": _defaults(EnergyParameters),
+            "siamese": _defaults(SiameseParameters),
+        },
+        triggers=(DATA_UPDATED_TRIGGER,),
+    ),
+)

@@ -1,0 +1,110 @@
+"""prefect.yaml and `trainflow serve` run the same deployments, as flows/schedules.py says."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import yaml
+from prefect import Flow
+from prefect.client.schemas.schedules import CronSchedule
+from prefect.deployments.runner import RunnerDeployment
+from prefect.flows import load_flow_from_entrypoint
+
+import flows.cli as cli
+from flows.schedules import CONCURRENCY_LIMIT, DATA_UPDATED_TRIGGER, PLANS, TIMEZONE, WORK_POOL
+from tests.conftest import REPO_ROOT
+
+PLANNED = {plan.name: plan for plan in PLANS}
+
+
+@pytest.fixture(scope="module")
+def prefect_yaml() -> dict[str, Any]:
+    return yaml.safe_load((REPO_ROOT / "prefect.yaml").read_text())
+
+
+@pytest.fixture(scope="module")
+def deployments(prefect_yaml: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {entry["name"]: entry for entry in prefect_yaml["deployments"]}
+
+
+def test_yaml_has_exactly_the_planned_deployments(deployments: dict[str, Any]) -> None:
+    assert set(deployments) == {"energy-retrain", "siamese-retrain", "retrain-all"}
+    assert set(deployments) == set(PLANNED)
+
+
+@pytest.mark.parametrize("name", sorted(PLANNED))
+def test_yaml_deployment_matches_its_plan(deployments: dict[str, Any], name: str) -> None:
+    entry, plan = deployments[name], PLANNED[name]
+
+    assert entry["entrypoint"] == plan.entrypoint
+    assert entry["schedules"] == [{"cron": plan.cron, "timezone": TIMEZONE}]
+    assert entry["concurrency_limit"] == CONCURRENCY_LIMIT
+    assert entry["parameters"] == plan.parameters
+    assert entry["description"] == plan.description
+    assert tuple(entry["tags"]) == plan.tags
+    assert entry.get("triggers", []) == list(plan.triggers)
+    assert entry["work_pool"]["name"] == WORK_POOL
+    assert entry["work_pool"]["job_variables"]["env"] == cli.QUIET_DEFAULTS
+
+
+def test_only_retrain_all_listens_for_new_data(deployments: dict[str, Any]) -> None:
+    assert [name for name, entry in deployments.items() if entry.get("triggers")] == ["retrain-all"]
+    (trigger,) = deployments["retrain-all"]["triggers"]
+    assert trigger == DATA_UPDATED_TRIGGER
+    assert trigger["expect"] == ["trainflow.data.updated"]
+    assert trigger["match"] == {"prefect.resource.id": "trainflow.data.*"}
+
+
+def test_runs_are_pulled_into_the_checkout_prefect_deploy_ran_in(
+    prefect_yaml: dict[str, Any],
+) -> None:
+    # A relative directory would resolve against the worker's temporary directory.
+    (build,) = prefect_yaml["build"]
+    shell = build["prefect.deployments.steps.run_shell_script"]
+    assert shell["script"] == "pwd"
+    (pull,) = prefect_yaml["pull"]
+    directory = pull["prefect.deployments.steps.set_working_directory"]["directory"]
+    assert directory == "{{ " + shell["id"] + ".stdout }}"
+
+
+@pytest.mark.parametrize("name", sorted(PLANNED))
+def test_entrypoint_loads_the_planned_flow(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(REPO_ROOT)  # how `prefect deploy` and the worker resolve it
+    plan = PLANNED[name]
+
+    loaded: Flow[..., Any] = load_flow_from_entrypoint(plan.entrypoint)
+
+    assert isinstance(loaded, Flow)
+    assert loaded.name == plan.load_flow().name
+    assert loaded.fn.__name__ == plan.load_flow().fn.__name__
+
+
+def test_serve_builds_the_same_deployments_without_a_pool(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    served: dict[str, Any] = {}
+
+    def fake_serve(*deployments: RunnerDeployment, limit: int | None = None) -> None:
+        served.update({d.name: d for d in deployments}, limit=limit)
+
+    monkeypatch.setattr("prefect.serve", fake_serve)
+
+    assert cli.main(["serve", "--limit", "2"]) == 0
+
+    assert served.pop("limit") == 2
+    assert set(served) == set(PLANNED)
+    for name, deployment in served.items():
+        plan = PLANNED[name]
+        (schedule,) = deployment.schedules
+        assert isinstance(schedule.schedule, CronSchedule)
+        assert (schedule.schedule.cron, schedule.schedule.timezone) == (plan.cron, TIMEZONE)
+        assert deployment.concurrency_limit == CONCURRENCY_LIMIT
+        assert deployment.parameters == plan.parameters
+        assert deployment.work_pool_name is None
+        assert deployment.entrypoint is not None
+        assert deployment.entrypoint.endswith(plan.entrypoint)
+        assert len(deployment.triggers) == len(plan.triggers)
+    (trigger,) = served["retrain-all"].triggers
+    assert trigger.expect == {"trainflow.data.updated"}
+    assert trigger.match.model_dump() == {"prefect.resource.id": "trainflow.data.*"}
