@@ -16,6 +16,7 @@ from lib.energy_model import FEATURES, OUTPUT_NAMES, TARGETS, EnergyRecipe
 from lib.refs import FileRef
 from tasks.caching import ContentCache
 from tasks.descriptors import ChampionRef, Evaluation, SplitRef, TableRef, TrainedModel
+from tasks.fitting import fit_and_save
 from tasks.storage import output_dir
 
 TABLE_MODULES = ("lib.tabular", "lib.atomic")
@@ -88,8 +89,6 @@ def train(
     import keras
 
     from lib.energy_model import build_energy_model
-    from lib.training import fit, save_model, write_history
-    from tasks.progress import EpochProgress
 
     folder = output_dir(
         "models/energy",
@@ -103,29 +102,15 @@ def train(
     x_val, y_val = load_part(table, split_ref, "validation")
     keras.utils.set_random_seed(seed)
     model = build_energy_model(recipe, x_train, y_train)
-    progress = EpochProgress("train-energy-progress", f"energy ({preset}, seed {seed})")
-    result = fit(
+    return fit_and_save(
         model,
         (x_train, _targets(y_train)),
         (x_val, _targets(y_val)),
-        epochs=recipe.epochs,
+        recipe,
+        folder=folder,
+        pipeline="energy",
+        description=f"energy ({preset}, seed {seed})",
         batch_size=recipe.batch_size,
-        checkpoint_dir=folder.with_name(folder.name + ".backup"),
-        early_stopping_patience=recipe.early_stopping_patience,
-        reduce_lr_patience=recipe.reduce_lr_patience,
-        on_epoch=progress,
-        verbose=2,
-    )
-    progress.finish()
-    model_path, history_path = folder / "model.keras", folder / "history.json"
-    save_model(model, model_path)
-    write_history(result.history, history_path)
-    get_run_logger().info("trained %d epochs in %.1f s", result.epochs_run, result.seconds)
-    return TrainedModel(
-        model=FileRef.of(model_path),
-        history=FileRef.of(history_path),
-        epochs_run=result.epochs_run,
-        seconds=result.seconds,
     )
 
 

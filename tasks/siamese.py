@@ -15,6 +15,7 @@ from lib.refs import FileRef
 from lib.siamese_model import SiameseRecipe
 from tasks.caching import ContentCache
 from tasks.descriptors import ChampionRef, Evaluation, PairsRef, TableRef, TrainedModel
+from tasks.fitting import fit_and_save
 from tasks.storage import output_dir
 
 TABLE_MODULES = ("lib.idx", "lib.atomic")
@@ -114,8 +115,6 @@ def train(
     from lib.pairs import read_pairs
     from lib.siamese_data import pair_dataset
     from lib.siamese_model import build_siamese_model, training_dataset
-    from lib.training import fit, save_model, write_history
-    from tasks.progress import EpochProgress
 
     folder = output_dir(
         "models/siamese",
@@ -130,28 +129,14 @@ def train(
     kept = np.load(pairs.train_indices.path)
     keras.utils.set_random_seed(seed)
     model = build_siamese_model(recipe)
-    progress = EpochProgress("train-siamese-progress", f"siamese ({preset}, seed {seed})")
-    result = fit(
+    return fit_and_save(
         model,
         training_dataset(recipe, images, labels, kept, seed),
         pair_dataset(images, read_pairs(Path(pairs.validation.path)), EVALUATION_BATCH),
-        epochs=recipe.epochs,
-        checkpoint_dir=folder.with_name(folder.name + ".backup"),
-        early_stopping_patience=recipe.early_stopping_patience,
-        reduce_lr_patience=recipe.reduce_lr_patience,
-        on_epoch=progress,
-        verbose=2,
-    )
-    progress.finish()
-    model_path, history_path = folder / "model.keras", folder / "history.json"
-    save_model(model, model_path)
-    write_history(result.history, history_path)
-    get_run_logger().info("trained %d epochs in %.1f s", result.epochs_run, result.seconds)
-    return TrainedModel(
-        model=FileRef.of(model_path),
-        history=FileRef.of(history_path),
-        epochs_run=result.epochs_run,
-        seconds=result.seconds,
+        recipe,
+        folder=folder,
+        pipeline="siamese",
+        description=f"siamese ({preset}, seed {seed})",
     )
 
 
