@@ -62,3 +62,24 @@ def test_missing_input_file_is_named(
 ) -> None:
     assert main(["predict", "energy", str(tmp_path / "nowhere.csv")]) == 1
     assert "nowhere.csv" in capsys.readouterr().err
+
+
+def test_predict_siamese_names_a_file_that_is_not_an_image(
+    trainflow_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = tmp_path / "notes.png"
+    text.write_text("not a picture")
+    assert main(["predict", "siamese", str(text), str(text)]) == 1
+    error = capsys.readouterr().err
+    assert "notes.png" in error and "Expected a PNG or JPEG" in error
+
+
+def test_predict_siamese_without_a_champion_says_so(
+    trainflow_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from PIL import Image
+
+    picture = tmp_path / "shirt.png"
+    Image.new("RGB", (60, 40), "white").save(picture)
+    assert main(["predict", "siamese", str(picture), str(picture), "--invert"]) == 1
+    assert "no 'champion' version of model 'fashion-siamese'" in capsys.readouterr().err
