@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import keras
@@ -15,8 +11,8 @@ import numpy as np
 import pytest
 
 from lib.components import EuclideanDistance, Quadratic, SimpleDense
+from tests.fixtures.fresh_process import run_child
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 TOLERANCE = 1e-6
 SEED = 7
 
@@ -269,22 +265,7 @@ def reloaded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         }
         expected[key] = model.predict(inputs[0] if n_inputs == 1 else inputs, verbose=0)
     (root / "manifest.json").write_text(json.dumps(manifest))
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-    }
-    result = subprocess.run(
-        [sys.executable, "-c", CHILD, str(root / "manifest.json")],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=root,
-        check=False,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    child = json.loads(result.stdout.strip().splitlines()[-1])
+    child = run_child(CHILD, root / "manifest.json")
     return {
         key: {
             "layers": child[key],

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import keras
@@ -21,8 +17,8 @@ from lib.components import (
     huber_loss,
     huber_with_threshold,
 )
+from tests.fixtures.fresh_process import run_child
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 THRESHOLDS = [0.25, 1.0, 2.5]
 N_SAMPLES, N_OUTPUTS = 16, 3
 TOLERANCE = 1e-6
@@ -216,22 +212,7 @@ def reloaded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             "value": np.asarray(model.loss(np.load(y_true), np.load(y_pred))),
         }
     (root / "manifest.json").write_text(json.dumps(manifest))
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-    }
-    result = subprocess.run(
-        [sys.executable, "-c", CHILD, str(root / "manifest.json")],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=root,
-        check=False,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    child = json.loads(result.stdout.strip().splitlines()[-1])
+    child = run_child(CHILD, root / "manifest.json")
     return {
         key: {
             **child[key],
