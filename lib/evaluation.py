@@ -99,13 +99,7 @@ def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
             one of the two classes is absent (the area is then undefined).
     """
     labels, scores = _binary_inputs(labels, scores, "scores")
-    n_positive = int(labels.sum())
-    n_negative = labels.size - n_positive
-    if n_positive == 0 or n_negative == 0:
-        raise ValueError(
-            "Expected both positive and negative labels. "
-            f"Received: {n_positive} positives, {n_negative} negatives"
-        )
+    n_positive, n_negative = _class_counts(labels)
     order = np.argsort(scores, kind="stable")
     _, first, counts = np.unique(scores[order], return_index=True, return_counts=True)
     ranks = np.empty(scores.size)
@@ -126,13 +120,7 @@ def roc_curve(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.nd
         ValueError: as `roc_auc`.
     """
     labels, scores = _binary_inputs(labels, scores, "scores")
-    n_positive = int(labels.sum())
-    n_negative = labels.size - n_positive
-    if n_positive == 0 or n_negative == 0:
-        raise ValueError(
-            "Expected both positive and negative labels. "
-            f"Received: {n_positive} positives, {n_negative} negatives"
-        )
+    n_positive, n_negative = _class_counts(labels)
     order = np.argsort(-scores, kind="stable")
     ordered, hits = scores[order], labels[order]
     # The last position of each run of equal scores: one curve point per distinct threshold.
@@ -200,6 +188,18 @@ def classification_metrics(
         "recall": float(recall),
         "f1": float(f1),
     }
+
+
+def _class_counts(labels: np.ndarray) -> tuple[int, int]:
+    """Positives and negatives; a ROC needs both, or its rates divide by zero."""
+    n_positive = int(labels.sum())
+    n_negative = labels.size - n_positive
+    if n_positive == 0 or n_negative == 0:
+        raise ValueError(
+            "Expected both positive and negative labels. "
+            f"Received: {n_positive} positives, {n_negative} negatives"
+        )
+    return n_positive, n_negative
 
 
 def _binary_inputs(labels: np.ndarray, values: np.ndarray, name: str) -> tuple[np.ndarray, ...]:
