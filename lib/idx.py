@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lib.atomic import atomic_path
+from lib.provenance import parse_json_metadata, read_json_metadata
 
 # dtype code byte -> big-endian NumPy dtype, as the IDX format defines them.
 IDX_DTYPES: dict[int, np.dtype[Any]] = {
@@ -221,7 +222,7 @@ def read_image_table(path: Path) -> tuple[np.ndarray, np.ndarray]:
         table = pq.read_table(path)
     except (OSError, pa.ArrowInvalid) as error:
         raise IdxFormatError(f"{path}: Expected a Parquet file. Received: {error}") from error
-    metadata = _parse_metadata(table.schema, path)
+    metadata = parse_json_metadata(table.schema, path, METADATA_KEY, IdxFormatError)
     if metadata.get("schema_version") != TABLE_SCHEMA_VERSION:
         raise IdxFormatError(
             f"{path}: Expected image table schema_version={TABLE_SCHEMA_VERSION}. "
@@ -253,33 +254,7 @@ def read_table_metadata(path: Path) -> dict[str, Any]:
     Raises:
         IdxFormatError: when the file is not Parquet or carries no trainflow metadata.
     """
-    path = Path(path)
-    try:
-        schema = pq.read_schema(path)
-    except (OSError, pa.ArrowInvalid) as error:
-        raise IdxFormatError(f"{path}: Expected a Parquet file. Received: {error}") from error
-    return _parse_metadata(schema, path)
-
-
-def _parse_metadata(schema: pa.Schema, path: Path) -> dict[str, Any]:
-    raw = (schema.metadata or {}).get(METADATA_KEY)
-    if raw is None:
-        raise IdxFormatError(
-            f"{path}: Expected '{METADATA_KEY.decode()}' key-value metadata. "
-            f"Received: keys={sorted(k.decode() for k in (schema.metadata or {}))}"
-        )
-    try:
-        metadata = json.loads(raw)
-    except json.JSONDecodeError as error:
-        raise IdxFormatError(
-            f"{path}: Expected JSON in the '{METADATA_KEY.decode()}' metadata. Received: {error}"
-        ) from error
-    if not isinstance(metadata, dict):
-        raise IdxFormatError(
-            f"{path}: Expected a JSON object in the '{METADATA_KEY.decode()}' metadata. "
-            f"Received: {type(metadata).__name__}"
-        )
-    return metadata
+    return read_json_metadata(path, METADATA_KEY, IdxFormatError)
 
 
 def _read_header(

@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lib.atomic import atomic_path
+from lib.provenance import read_json_metadata
 
 NUM_CLASSES = 10
 MIN_IMAGES_PER_CLASS = 2  # a same-class partner must differ from the image itself
@@ -261,18 +262,7 @@ def read_pairs_metadata(path: Path) -> dict[str, Any]:
     Raises:
         PairsFormatError: when the file is not Parquet or has no trainflow metadata.
     """
-    path = Path(path)
-    try:
-        schema = pq.read_schema(path)
-    except (OSError, pa.ArrowInvalid) as error:
-        raise PairsFormatError(f"{path}: Expected a Parquet file. Received: {error}") from error
-    raw = (schema.metadata or {}).get(METADATA_KEY)
-    if raw is None:
-        raise PairsFormatError(
-            f"{path}: Expected '{METADATA_KEY.decode()}' key-value metadata. Received: none"
-        )
-    metadata: dict[str, Any] = json.loads(raw)
-    return metadata
+    return read_json_metadata(path, METADATA_KEY, PairsFormatError)
 
 
 def _read_table(path: Path) -> pa.Table:

@@ -18,8 +18,8 @@ from tasks.descriptors import ChampionRef, Evaluation, PairsRef, TableRef, Train
 from tasks.fitting import fit_and_save
 from tasks.storage import output_dir
 
-TABLE_MODULES = ("lib.idx", "lib.atomic")
-PAIR_MODULES = ("lib.pairs", "lib.atomic")
+TABLE_MODULES = ("lib.idx", "lib.provenance", "lib.atomic")
+PAIR_MODULES = ("lib.pairs", "lib.provenance", "lib.atomic")
 TRAIN_MODULES = (
     "lib.siamese_model",
     "lib.siamese_data",
