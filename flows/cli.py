@@ -16,15 +16,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from lib.settings import MLFLOW_UI_PORT, PREFECT_UI_PORT, UI_HOST
+
 QUIET_DEFAULTS = {
     "TF_CPP_MIN_LOG_LEVEL": "2",
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "MPLBACKEND": "Agg",
     "DO_NOT_TRACK": "1",
 }
-UI_HOST = "127.0.0.1"
-PREFECT_UI_PORT = 4200
-MLFLOW_UI_PORT = 5000
 CHILD_POLL_SECONDS = 0.5
 CHILD_STOP_SECONDS = 15.0
 

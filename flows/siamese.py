@@ -10,6 +10,7 @@ from typing import Any, Literal
 from prefect import flow
 from pydantic import BaseModel, ConfigDict, Field
 
+from flows.registration import register_and_report
 from lib.datasets import (
     FASHION_TEST_IMAGES,
     FASHION_TEST_LABELS,
@@ -20,8 +21,6 @@ from lib.evaluation import GatePolicy
 from lib.serving import THRESHOLD_KEY, SiamesePyfunc
 from lib.siamese_model import PRESETS
 from tasks.download import download
-from tasks.registry import current_champion, register_candidate
-from tasks.report import publish_report
 from tasks.siamese import evaluate, evaluate_champion, idx_to_parquet, make_pairs, train
 
 MODEL_NAME = "fashion-siamese"
@@ -63,52 +62,27 @@ def siamese_pipeline(params: SiameseParameters | None = None) -> dict[str, Any]:
         recipe = recipe.model_copy(update={"epochs": params.epochs})
     trained = train(train_table, pairs, recipe, params.preset, params.seed)
     evaluation = evaluate(trained, train_table, test_table, pairs)
-    champion = current_champion(MODEL_NAME)
-    if champion is not None and champion.candidate_id != trained.model.sha256:
-        champion = evaluate_champion(champion, test_table, pairs)
     threshold = evaluation.metrics["threshold"]
-    registration = register_candidate(
-        name=MODEL_NAME,
-        candidate_id=trained.model.sha256,
-        keras_model=trained.model,
+    return register_and_report(
+        "siamese",
+        MODEL_NAME,
+        trained,
+        evaluation,
+        evaluate_champion=lambda champion: evaluate_champion(champion, test_table, pairs),
+        gate=SIAMESE_GATE,
         python_model=SiamesePyfunc(),
-        params={"preset": params.preset, "seed": params.seed, **recipe.model_dump()},
-        metrics=evaluation.metrics,
-        history_path=trained.history,
+        parameters=params,
+        logged_params={"preset": params.preset, "seed": params.seed, **recipe.model_dump()},
         tags={
             THRESHOLD_TAG: repr(threshold),
             "data.train_sha256": train_table.table.sha256,
             "data.test_sha256": test_table.table.sha256,
             "data.test_pairs_sha256": pairs.test.sha256,
         },
-        plots=evaluation.plots,
-        champion_ref=champion,
-        gate=SIAMESE_GATE,
-        model_config={THRESHOLD_KEY: threshold},
-    )
-    champion_metrics = champion.metrics if champion is not None else None
-    publish_report(
-        "siamese",
         data={
             "train images": f"{train_table.rows} (sha256 {train_table.table.sha256[:12]})",
             "test images": f"{test_table.rows} (sha256 {test_table.table.sha256[:12]})",
             "test pairs": pairs.test.sha256[:12],
         },
-        parameters=params.model_dump(),
-        candidate=evaluation.metrics,
-        champion=champion_metrics,
-        registration=registration,
-        plots=evaluation.plots,
+        model_config={THRESHOLD_KEY: threshold},
     )
-    return {
-        "pipeline": "siamese",
-        "metrics": evaluation.metrics,
-        "champion_metrics": champion_metrics,
-        "model": MODEL_NAME,
-        "version": registration.version,
-        "promoted": registration.promoted,
-        "newly_registered": registration.newly_registered,
-        "reason": registration.reason,
-        "epochs": trained.epochs_run,
-        "train_seconds": trained.seconds,
-    }

@@ -479,6 +479,16 @@ def _sources(remote: RemoteFile, mirrors: Sequence[str]) -> list[tuple[str, Loca
     return [(str(location), location) for location in located]
 
 
+def local_source(source: str) -> Path | None:
+    """The file a local `source` (a path or a ``file://`` URL) names; None for http(s).
+
+    Raises:
+        ValueError: `source` is neither a local path nor an http(s) URL.
+    """
+    location = _locate(source)
+    return location if isinstance(location, Path) else None
+
+
 def _locate(text: str) -> Location:
     """A local path or an http(s) URL; anything else is a configuration error."""
     parts = urlsplit(text)

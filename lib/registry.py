@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import mlflow
 from mlflow import MlflowClient
@@ -153,6 +154,11 @@ def register(
     if promote:
         client.set_registered_model_alias(name, CHAMPION_ALIAS, version)
     return Registration(name, version, promote, reason, run.info.run_id, newly_registered=True)
+
+
+def model_version_url(ui_url: str, name: str, version: str) -> str:
+    """The MLflow UI page of one model version (the UI routes after `#`)."""
+    return f"{ui_url.rstrip('/')}/#/models/{quote(name, safe='')}/versions/{version}"
 
 
 def _param(value: Any) -> str:

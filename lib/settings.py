@@ -10,6 +10,10 @@ HOME_VARIABLE = "TRAINFLOW_HOME"
 MIRROR_VARIABLE = "TRAINFLOW_MIRROR"
 TRACKING_VARIABLE = "MLFLOW_TRACKING_URI"
 DEFAULT_HOME = Path("~/.trainflow")
+# Where `trainflow ui` serves the Prefect and MLflow UIs by default.
+UI_HOST = "127.0.0.1"
+PREFECT_UI_PORT = 4200
+MLFLOW_UI_PORT = 5000
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,13 @@ class Settings:
     @property
     def runs_dir(self) -> Path:
         return self.home / "runs"
+
+    @property
+    def mlflow_ui_url(self) -> str:
+        """Where a person opens the registry: the tracking server, else `trainflow ui`'s MLflow."""
+        if self.tracking_uri.startswith(("http://", "https://")):
+            return self.tracking_uri.rstrip("/")
+        return f"http://{UI_HOST}:{MLFLOW_UI_PORT}"
 
 
 def load_settings(environ: dict[str, str] | None = None) -> Settings:

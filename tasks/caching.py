@@ -2,8 +2,10 @@
 
 DESIGN.md decision 1. Prefect's INPUTS policy would hash whole objects and collide across
 tasks; TASK_SOURCE misses edits in helper modules. Here a key is
-sha256(task name, code version of the named modules, canonical JSON of the inputs), where
-inputs are small descriptors (paths + sha256) and parameters.
+sha256(task name, code version of the named modules, state directory, canonical JSON of the
+inputs), where inputs are small descriptors (paths + sha256) and parameters. The state
+directory (`TRAINFLOW_HOME`) is part of the key because Prefect keeps its cache records
+elsewhere: a run against another home must not be handed paths into the old one.
 
 A cache entry whose files were deleted must recompute rather than hand out dead paths: the
 policy reads the stored descriptor and, if any file it names is gone, expires that entry so
@@ -24,6 +26,7 @@ from pydantic import BaseModel
 
 from lib.hashing import code_version, sha256_text
 from lib.refs import FileRef
+from lib.settings import load_settings
 
 
 def _canonical(value: Any) -> Any:
@@ -67,6 +70,7 @@ class ContentCache(CachePolicy):
         key = sha256_text(
             task_ctx.task.name,
             code_version(self.modules),
+            str(load_settings().home),
             json.dumps(_canonical(inputs), sort_keys=True, default=str),
         )
         _expire_if_files_missing(task_ctx, key)

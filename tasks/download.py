@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from prefect import Task, task
 from prefect.client.schemas.objects import TaskRun
+from prefect.context import TaskRunContext
 from prefect.logging import get_run_logger
 from prefect.states import State
 
 from lib.datasets import RemoteFile
-from lib.fetch import ChecksumMismatchError, fetch, fetch_source
+from lib.fetch import ChecksumMismatchError, fetch, fetch_source, local_source
+from lib.hashing import sha256_file
 from lib.refs import FileRef
 from lib.settings import load_settings
 from tasks.caching import ContentCache
@@ -46,14 +49,40 @@ def download(remote: RemoteFile) -> FileRef:
     return FileRef(path=str(path), sha256=remote.sha256 or FileRef.of(path).sha256)
 
 
+@dataclass
+class LocalSourceCache(ContentCache):
+    """`ContentCache` over the bytes of a local source, so an edit at the same path re-runs.
+
+    An http(s) source is never cached: only fetching it tells whether it changed.
+    """
+
+    def compute_key(
+        self,
+        task_ctx: TaskRunContext,
+        inputs: dict[str, Any],
+        flow_parameters: dict[str, Any],
+        **kwargs: Any,
+    ) -> str | None:
+        try:
+            path = local_source(inputs["source"])
+        except ValueError:
+            return None  # the task itself reports the bad source
+        if path is None or not path.is_file():
+            return None
+        content = {**inputs, "sha256": sha256_file(path)}
+        return super().compute_key(task_ctx, content, flow_parameters, **kwargs)
+
+
 @task(
     task_run_name="ingest-{source}",
     retries=IO_RETRIES,
     retry_delay_seconds=IO_RETRY_DELAYS,
     retry_condition_fn=_transient,
+    cache_policy=LocalSourceCache(modules=("lib.fetch",)),
+    persist_result=True,
 )
 def ingest_source(source: str) -> FileRef:
-    """Copy a user's own file (path or URL) into the raw store; hashed anew on every run."""
+    """Copy a user's own file (path or URL) into the raw store, keyed by its content."""
     path, sha256 = fetch_source(source, load_settings().raw_dir)
     get_run_logger().info("%s ingested as %s (sha256 %s)", source, path, sha256)
     return FileRef(path=str(path), sha256=sha256)

@@ -1,4 +1,9 @@
-"""Registry tasks: find the champion, and register a candidate behind the champion gate."""
+"""Registry steps: find the champion, and register a candidate behind the champion gate.
+
+Only `register_candidate` is a task. The champion lookup runs in the flow itself: it must
+read the registry afresh every run, so as a task it would be the one step of a warm re-run
+that is never Cached, for no benefit in the UI.
+"""
 
 from __future__ import annotations
 
@@ -23,9 +28,8 @@ def client_for(name: str) -> Any:
     return connect(settings.tracking_uri, EXPERIMENTS[name], settings.home / "mlartifacts")
 
 
-@task(task_run_name="champion-{name}")
 def current_champion(name: str) -> ChampionRef | None:
-    """The version holding the `champion` alias now (not cached: the registry moves)."""
+    """The version holding the `champion` alias now; call it from a flow run."""
     version = champion(client_for(name), name)
     if version is None:
         get_run_logger().info("%s has no champion yet", name)

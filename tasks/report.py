@@ -1,4 +1,8 @@
-"""Run reports as Prefect artifacts: what a person opens in the UI after a run."""
+"""Run reports as Prefect artifacts: what a person opens in the UI after a run.
+
+Published from the flow run, not from a task: an artifact made inside a task that is later
+Cached is not made again, and every run, a warm re-run too, must say what it did.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,15 @@ import base64
 from collections.abc import Mapping
 from pathlib import Path
 
-from prefect import task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import (
+    create_link_artifact,
+    create_markdown_artifact,
+    create_table_artifact,
+)
 
 from lib.refs import FileRef
-from lib.registry import Registration
+from lib.registry import Registration, model_version_url
+from lib.settings import load_settings
 
 
 def _image(ref: FileRef) -> str:
@@ -33,7 +41,6 @@ def metrics_rows(
     ]
 
 
-@task(task_run_name="report-{pipeline}")
 def publish_report(
     pipeline: str,
     data: Mapping[str, str],
@@ -43,16 +50,23 @@ def publish_report(
     registration: Registration,
     plots: tuple[FileRef, ...],
 ) -> str:
-    """Markdown report and metrics table under stable keys `<pipeline>-report`/`-metrics`."""
+    """Report, metrics table and registry link under keys `<pipeline>-report`/`-metrics`/`-model`.
+
+    Returns the report's markdown.
+    """
     rows = metrics_rows(candidate, champion)
     table = "\n".join(
         ["| metric | candidate | champion |", "|---|---|---|"]
         + [f"| {r['metric']} | {r['candidate']} | {r['champion']} |" for r in rows]
     )
     decision = "promoted to champion" if registration.promoted else "champion unchanged"
+    model_page = model_version_url(
+        load_settings().mlflow_ui_url, registration.name, registration.version
+    )
     lines = [
         f"# {pipeline}: {registration.name} version {registration.version}",
         f"**Decision:** {decision}. {registration.reason}.",
+        f"[{registration.name} version {registration.version} in MLflow]({model_page})",
         "## Data",
         *[f"- {key}: `{value}`" for key, value in data.items()],
         "## Parameters",
@@ -65,4 +79,10 @@ def publish_report(
     markdown = "\n\n".join(lines)
     create_markdown_artifact(markdown=markdown, key=f"{pipeline}-report", description=decision)
     create_table_artifact(table=rows, key=f"{pipeline}-metrics", description="test metrics")
+    create_link_artifact(
+        link=model_page,
+        link_text=f"{registration.name} version {registration.version}",
+        key=f"{pipeline}-model",
+        description="the registered model version in the MLflow UI (`trainflow ui`)",
+    )
     return markdown

@@ -214,6 +214,7 @@ def test_deploy_worker_run_and_trigger(server: Server, tmp_path: Path) -> None:
             assert artifacts["energy-report"].type == "markdown"
             assert f"{MODEL_NAME} version 1" in str(artifacts["energy-report"].data)
             assert artifacts["energy-metrics"].type == "table"
+            assert f"#/models/{MODEL_NAME}/versions/1)" in str(artifacts["energy-model"].data)
 
             # No worker from here on: the triggered retrain-all is created, never executed.
             stop(worker)

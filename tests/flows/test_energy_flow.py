@@ -2,35 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
 import mlflow
 import pytest
-from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
 from flows.energy import MODEL_NAME, EnergyParameters, energy_pipeline
 from lib.settings import load_settings
 from tests.fixtures.energy import write_energy_workbook
+from tests.fixtures.prefect_runs import task_states
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
 EPOCHS = 40
-
-
-def task_states(flow_run_id: Any) -> dict[str, str]:
-    """Task run name -> final state name, read back from the Prefect API."""
-
-    async def read() -> dict[str, str]:
-        async with get_client() as client:
-            runs = await client.read_task_runs(
-                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
-            )
-        return {run.name: run.state.name for run in runs if run.state is not None}
-
-    return asyncio.run(read())
 
 
 def versions() -> list[str]:

@@ -20,6 +20,7 @@ from lib.fetch import (
     DownloadError,
     fetch,
     fetch_source,
+    local_source,
     partial_path,
 )
 
@@ -506,3 +507,12 @@ def test_fetch_source_reports_an_http_failure(server: Script, tmp_path: Path) ->
 def test_fetch_source_needs_a_file_name_in_the_url(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"plain file name. Received: ''"):
         fetch_source("http://127.0.0.1:9/", tmp_path)
+
+
+def test_local_source_names_the_file_of_paths_and_file_urls(tmp_path: Path) -> None:
+    target = tmp_path / "book.xlsx"
+    assert local_source(str(target)) == target
+    assert local_source(target.as_uri()) == target
+    assert local_source("https://example.org/book.xlsx") is None
+    with pytest.raises(ValueError, match="ftp"):
+        local_source("ftp://example.org/book.xlsx")

@@ -33,6 +33,7 @@ from lib.registry import (
     Registration,
     champion,
     connect,
+    model_version_url,
     register,
 )
 from lib.serving import EnergyPyfunc
@@ -279,3 +280,10 @@ def test_champion_loads_in_a_fresh_process(registry: Recorded) -> None:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     np.testing.assert_allclose(np.load(output), registry.expected, rtol=0, atol=TOLERANCE)
+
+
+def test_model_version_url_routes_to_the_version_page() -> None:
+    assert (
+        model_version_url("http://127.0.0.1:5000/", "a model/x", "3")
+        == "http://127.0.0.1:5000/#/models/a%20model%2Fx/versions/3"
+    )

@@ -89,3 +89,10 @@ def test_settings_are_frozen(tmp_path: Path) -> None:
     settings = load_settings(environ={HOME_VARIABLE: str(tmp_path)})
     with pytest.raises(AttributeError, match="home"):
         settings.home = tmp_path / "other"  # type: ignore[misc]
+
+
+def test_mlflow_ui_is_the_tracking_server_or_trainflow_ui(tmp_path: Path) -> None:
+    local = load_settings({HOME_VARIABLE: str(tmp_path)})
+    team = load_settings({TRACKING_VARIABLE: "https://mlflow.example.org/"})
+    assert local.mlflow_ui_url == "http://127.0.0.1:5000"
+    assert team.mlflow_ui_url == "https://mlflow.example.org"

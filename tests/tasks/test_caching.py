@@ -75,6 +75,16 @@ def test_changed_lib_code_changes_the_key(
     assert state == "Completed" and CALLS == ["!", "!"]
 
 
+def test_another_state_directory_recomputes(
+    source: FileRef, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    CALLS.clear()
+    shout_flow(source, "!", str(tmp_path))
+    monkeypatch.setenv("TRAINFLOW_HOME", str(tmp_path / "another-home"))
+    _, state = shout_flow(source, "!", str(tmp_path))
+    assert state == "Completed" and CALLS == ["!", "!"]
+
+
 def test_file_refs_finds_nested_descriptors() -> None:
     one = FileRef(path="/a", sha256="1")
     two = FileRef(path="/b", sha256="2")
