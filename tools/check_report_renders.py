@@ -30,7 +30,11 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Page, Route
+    from collections.abc import Callable
+
+    from playwright.sync_api import Browser, Page, Route
+
+    RouteHandler = Callable[[Route], None]
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Headless without a sandbox (root in a container), and nothing that phones home: the machine's
@@ -163,10 +167,28 @@ def wait_for_images(page: Page, url: str, alts: list[str], seconds: float) -> li
         page.wait_for_timeout(POLL_MS)
 
 
+def check_ui(
+    browser: Browser, url: str, alts: list[str], shot: Path, seconds: float, route: RouteHandler
+) -> str:
+    """One UI in a fresh context: wait for the images, screenshot whatever the page then shows."""
+    from playwright.sync_api import Error as PlaywrightError
+
+    context = browser.new_context(viewport={"width": 1280, "height": VIEWPORT_HEIGHT})
+    context.route("**/*", route)
+    page = context.new_page()
+    try:
+        images = wait_for_images(page, url, alts, seconds)
+    except PlaywrightError as error:
+        raise CheckFailed(f"{url}: {error}") from None
+    finally:
+        page.screenshot(path=shot, full_page=True)
+        context.close()
+    return f"{len(images)} images rendered at {url} ({'; '.join(map(describe, images))})"
+
+
 def check(args: argparse.Namespace) -> list[str]:
     """Check each UI in turn; return one line per UI for the success message."""
     try:
-        from playwright.sync_api import Error as PlaywrightError
         from playwright.sync_api import sync_playwright
     except ImportError as error:
         raise CheckFailed("Playwright is missing: pip install -e '.[ui-check]'") from error
@@ -188,29 +210,23 @@ def check(args: argparse.Namespace) -> list[str]:
             blocked.add(httpx.URL(route.request.url).host)
             route.abort()
 
-    lines = []
+    lines, failures = [], []
     args.screenshot_dir.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=args.chromium, args=CHROMIUM_ARGS)
         try:
+            # Every UI even after a failure: their sanitisers differ, so their answers may too.
             for version, url in pages.items():
-                context = browser.new_context(viewport={"width": 1280, "height": VIEWPORT_HEIGHT})
-                context.route("**/*", local_only)
-                page = context.new_page()
                 shot = args.screenshot_dir / f"report-render-{version}.png"
                 try:
-                    images = wait_for_images(page, url, alts, args.timeout)
-                except (CheckFailed, PlaywrightError) as error:
-                    raise CheckFailed(f"{version} UI: {error}\nscreenshot {shot}") from None
-                finally:
-                    page.screenshot(path=shot, full_page=True)
-                    context.close()
-                lines.append(
-                    f"{version} UI: {len(images)} images rendered at {url} "
-                    f"({'; '.join(describe(image) for image in images)}); screenshot {shot}"
-                )
+                    found = check_ui(browser, url, alts, shot, args.timeout, local_only)
+                    lines.append(f"{version} UI: {found}; screenshot {shot}")
+                except CheckFailed as error:
+                    failures.append(f"{version} UI: {error}\n  screenshot {shot}")
         finally:
             browser.close()
+    if failures:
+        raise CheckFailed("\n".join(failures))
     if blocked:
         lines.append(f"aborted requests to other hosts: {', '.join(sorted(blocked))}")
     return lines
