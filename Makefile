@@ -9,7 +9,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 # A checkout beside ../shared/data (this workplace) uses it as the mirror unless told otherwise.
 DEMO_MIRROR := $(or $(TRAINFLOW_MIRROR),$(if $(wildcard ../shared/data),$(abspath ../shared/data)))
 
-.PHONY: demo test lint types pytest clean
+.PHONY: demo test lint types pytest ui-check clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,14 +23,19 @@ demo: $(STAMP)
 test: lint types pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check lib tasks flows tests benchmarks
-	$(BIN)/ruff format --check lib tasks flows tests benchmarks
+	$(BIN)/ruff check lib tasks flows tests benchmarks tools
+	$(BIN)/ruff format --check lib tasks flows tests benchmarks tools
 
 types: $(STAMP)
-	$(BIN)/mypy lib tasks flows
+	$(BIN)/mypy lib tasks flows tools
 
 pytest: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+# Opt-in: the report's plots render in both Prefect UIs (needs /usr/bin/chromium).
+ui-check: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,ui-check]'
+	$(BIN)/python -m pytest -q -p no:cacheprovider -rs tests/e2e/test_report_renders.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -7,18 +7,12 @@ Everything a person would type, run as child processes against a throwaway serve
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import socket
 import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import mlflow
 import pytest
 from prefect.client.orchestration import PrefectClient
@@ -37,64 +31,15 @@ from flows.energy import MODEL_NAME
 from flows.schedules import DATA_UPDATED_EVENT, PLANS, TIMEZONE, WORK_POOL
 from lib.settings import load_settings
 from tests.conftest import REPO_ROOT
+from tests.e2e.servers import POLL_SECONDS, PREFECT, Server, prefect_server, start, stop
 from tests.fixtures.energy import write_energy_workbook
 
 pytestmark = pytest.mark.slow
 
-HOST = "127.0.0.1"
-SERVER_START_SECONDS = 180
 CLI_SECONDS = 300
 FLOW_RUN_SECONDS = 600
 TRIGGER_SECONDS = 90
-STOP_SECONDS = 30
-POLL_SECONDS = 0.5
 EPOCHS = 20
-PREFECT = (sys.executable, "-m", "prefect")
-
-
-@dataclass(frozen=True)
-class Server:
-    api_url: str
-    env: dict[str, str]  # what every child process (CLI, worker, flow runs) sees
-    logs: Path
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return int(probe.getsockname()[1])
-
-
-def wait_until(
-    condition: Callable[[], bool], seconds: float, what: str, process: subprocess.Popen[bytes]
-) -> None:
-    """Poll `condition`; fail with `what` on timeout or as soon as `process` dies."""
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if process.poll() is not None:
-            raise AssertionError(f"{what}: {process.args!r} exited with {process.returncode}")
-        if time.monotonic() > deadline:
-            raise AssertionError(f"Timed out after {seconds} s waiting for {what}")
-        time.sleep(POLL_SECONDS)
-
-
-def start(command: list[str], server: Server, name: str, cwd: Path) -> subprocess.Popen[bytes]:
-    """A child in its own process group, so stopping it also stops whatever it forked."""
-    log = (server.logs / f"{name}.log").open("wb")
-    return subprocess.Popen(
-        command, cwd=cwd, env=server.env, stdout=log, stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )  # fmt: skip
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=STOP_SECONDS)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
 
 
 def cli(*args: str, server: Server) -> str:
@@ -106,44 +51,11 @@ def cli(*args: str, server: Server) -> str:
     return done.stdout
 
 
-def healthy(api_url: str) -> bool:
-    try:
-        return httpx.get(f"{api_url}/health", timeout=2).status_code == httpx.codes.OK
-    except httpx.TransportError:
-        return False
-
-
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
-    """A real `prefect server start` with its own PREFECT_HOME; stopped in teardown."""
-    api_url = f"http://{HOST}:{free_port()}/api"
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in {"MLFLOW_TRACKING_URI", "TRAINFLOW_MIRROR"}
-    }
-    env.update(
-        PREFECT_HOME=str(tmp_path / "prefect"),
-        PREFECT_API_URL=api_url,
-        PREFECT_SERVER_ANALYTICS_ENABLED="false",
-        PREFECT_WORKER_QUERY_SECONDS="2",
-        TRAINFLOW_HOME=str(tmp_path / "home"),
-    )
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    running = Server(api_url=api_url, env=env, logs=logs)
-    port = api_url.rsplit(":", 1)[1].removesuffix("/api")
-    process = start(
-        [*PREFECT, "server", "start", "--host", HOST, "--port", port, "--no-ui"],
-        running,
-        "server",
-        tmp_path,
-    )
-    try:
-        wait_until(lambda: healthy(api_url), SERVER_START_SECONDS, f"{api_url}/health", process)
+    """A real `prefect server start` (API only) with its own PREFECT_HOME; stopped in teardown."""
+    with prefect_server(tmp_path, ui=False) as running:
         yield running
-    finally:
-        stop(process)
 
 
 async def energy_run(client: PrefectClient, workbook: Path) -> FlowRun:
