@@ -24,6 +24,12 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
+# Prefect configures logging on first import with dictConfig, which closes every handler that
+# exists by then. Were TensorFlow imported first (a lib-only test run), absl's handler would be
+# holding pytest's capture file as its stream and close it, and the next test fails with "I/O
+# operation on closed file". Configured here, before any test imports TensorFlow, it never is.
+import prefect.main  # noqa: E402, F401
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
