@@ -1,6 +1,9 @@
 """Cold run vs warm re-run of `trainflow run all`: how much a re-run with nothing changed costs.
 
-    .venv/bin/python benchmarks/rerun.py [--mirror ../shared/data] [--warm-runs 2]
+    .venv/bin/python benchmarks/rerun.py [--mirror ../shared/data] [--warm-runs 2] [-- ARGS]
+
+ARGS go to `trainflow run all` (e.g. `-- --epochs 1` for a quick try; the recorded figures
+use none).
 
 Each run is the `trainflow run all` a person or a schedule starts, as a child process, against
 one fresh `TRAINFLOW_HOME` and `PREFECT_HOME` (so the first run is really cold and the later
@@ -24,9 +27,9 @@ DEFAULT_MIRROR = Path(__file__).resolve().parents[2] / "shared" / "data"
 TARGET_RATIO = 0.10
 
 
-def timed_run(env: dict[str, str], log: Path) -> tuple[float, int]:
+def timed_run(env: dict[str, str], log: Path, run_args: list[str]) -> tuple[float, int]:
     """Wall seconds and exit code of one `trainflow run all`, its output kept in `log`."""
-    command = [str(Path(sys.executable).with_name("trainflow")), "run", "all"]
+    command = [str(Path(sys.executable).with_name("trainflow")), "run", "all", *run_args]
     started = time.perf_counter()
     with log.open("wb") as output:
         code = subprocess.run(command, env=env, stdout=output, stderr=subprocess.STDOUT).returncode
@@ -64,6 +67,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--mirror", type=Path, default=DEFAULT_MIRROR)
     parser.add_argument("--warm-runs", type=int, default=2)
+    parser.add_argument("run_args", nargs="*", help="after --: arguments for trainflow run all")
     args = parser.parse_args()
     if not args.mirror.is_dir():
         parser.error(
@@ -86,7 +90,7 @@ def main() -> int:
     for index in range(1 + args.warm_runs):
         label = "cold" if index == 0 else f"warm {index}"
         last_start = time.time()
-        seconds, code = timed_run(env, state / f"run-{index}.log")
+        seconds, code = timed_run(env, state / f"run-{index}.log", args.run_args)
         runs.append((label, seconds, code))
         print(f"{label:<8} {seconds:8.1f} s  exit {code}", flush=True)
         if code != 0:

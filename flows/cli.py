@@ -24,6 +24,9 @@ QUIET_DEFAULTS = {
     "MPLBACKEND": "Agg",
     "DO_NOT_TRACK": "1",
 }
+# Prefect's ephemeral API gives itself 20 s to start; a first run (fresh database) on a busy
+# laptop took longer and failed with "Timed out while attempting to connect".
+EPHEMERAL_DEFAULTS = {"PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180"}
 CHILD_POLL_SECONDS = 0.5
 CHILD_STOP_SECONDS = 15.0
 
@@ -246,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; failures print one line on stderr and exit 1, not a traceback."""
-    for key, value in QUIET_DEFAULTS.items():
+    for key, value in {**QUIET_DEFAULTS, **EPHEMERAL_DEFAULTS}.items():
         os.environ.setdefault(key, value)
     args = build_parser().parse_args(argv)
     try:

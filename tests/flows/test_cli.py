@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -62,6 +63,21 @@ def test_missing_input_file_is_named(
 ) -> None:
     assert main(["predict", "energy", str(tmp_path / "nowhere.csv")]) == 1
     assert "nowhere.csv" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("given", "expected"), [(None, "180"), ("30", "30")])
+def test_ephemeral_api_gets_time_to_start_unless_told_otherwise(
+    trainflow_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, given: str | None,
+    expected: str,
+) -> None:  # fmt: skip
+    variable = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
+    monkeypatch.setenv(variable, "set so that monkeypatch restores what was there")
+    if given is None:
+        monkeypatch.delenv(variable)
+    else:
+        monkeypatch.setenv(variable, given)
+    main(["predict", "energy", str(tmp_path / "nowhere.csv")])
+    assert os.environ[variable] == expected
 
 
 def test_predict_siamese_names_a_file_that_is_not_an_image(
