@@ -35,6 +35,14 @@ ABLATIONS = {
         "optimizer": "sgd",
         "learning_rate": 1e-3,
         "batch_size": 10,
+        "weight_decay": 0.0,
+    },
+    "default - weight decay": {"weight_decay": 0.0},
+    "default - cosine (early stopping, 400)": {
+        "learning_rate_schedule": "constant",
+        "epochs": 400,
+        "early_stopping_patience": 40,
+        "reduce_lr_patience": 15,
     },
 }
 

@@ -253,6 +253,56 @@ def test_recipes_are_frozen_and_reject_unknown_fields() -> None:
         PRESETS["course"].epochs = 1
 
 
+@pytest.mark.parametrize(
+    ("update", "match"),
+    [
+        (
+            {"learning_rate_schedule": "cosine", "reduce_lr_patience": 5},
+            "no reduce_lr_patience with learning_rate_schedule='cosine'",
+        ),
+        ({"learning_rate_schedule": "linear"}, "learning_rate_schedule"),
+        ({"weight_decay": -0.1}, "weight_decay"),
+        ({"optimizer": "sgd", "weight_decay": 0.01}, "optimizer='adam' with a weight_decay"),
+    ],
+)
+def test_recipe_rejects_inconsistent_settings(update: dict[str, Any], match: str) -> None:
+    base = {**PRESETS["default"].model_dump(), "reduce_lr_patience": None}
+    with pytest.raises(ValidationError, match=match):
+        EnergyRecipe.model_validate({**base, **update})
+
+
+def test_cosine_schedule_decays_to_zero_over_all_training_steps(
+    rows: tuple[np.ndarray, np.ndarray],
+) -> None:
+    features, targets = rows
+    recipe = PRESETS["default"].model_copy(
+        update={
+            "learning_rate_schedule": "cosine",
+            "reduce_lr_patience": None,
+            "epochs": 3,
+            "batch_size": 16,
+        }
+    )
+    config = build_energy_model(recipe, features, targets).optimizer.get_config()["learning_rate"]
+    schedule = keras.optimizers.schedules.deserialize(config)
+    assert isinstance(schedule, keras.optimizers.schedules.CosineDecay)
+    # 40 training rows in batches of 16 make 3 steps an epoch: 9 steps in all.
+    assert schedule.decay_steps == 9
+    assert float(schedule(0)) == pytest.approx(recipe.learning_rate)
+    assert float(schedule(9)) == pytest.approx(0.0, abs=1e-9)
+
+
+@pytest.mark.parametrize(("weight_decay", "optimizer"), [(0.0, "Adam"), (0.03, "AdamW")])
+def test_weight_decay_selects_adamw_with_that_decay(
+    weight_decay: float, optimizer: str, rows: tuple[np.ndarray, np.ndarray]
+) -> None:
+    features, targets = rows
+    recipe = PRESETS["default"].model_copy(update={"weight_decay": weight_decay})
+    built = build_energy_model(recipe, features, targets).optimizer
+    assert type(built).__name__ == optimizer
+    assert (built.weight_decay or 0.0) == pytest.approx(weight_decay)
+
+
 def test_default_preset_overfits_a_tiny_batch() -> None:
     features, targets = enb_rows(N_OVERFIT_ROWS, seed=SEED + 1)
     keras.utils.set_random_seed(SEED)
