@@ -65,7 +65,7 @@ def publish_report(
     )
     lines = [
         f"# {pipeline}: {registration.name} version {registration.version}",
-        f"**Decision:** {decision}. {registration.reason}.",
+        f"**Decision:** {decision}. {registration.reason[:1].upper()}{registration.reason[1:]}.",
         f"[{registration.name} version {registration.version} in MLflow]({model_page})",
         "## Data",
         *[f"- {key}: `{value}`" for key, value in data.items()],
