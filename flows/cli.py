@@ -31,20 +31,20 @@ CHILD_POLL_SECONDS = 0.5
 CHILD_STOP_SECONDS = 15.0
 
 
-def _run_energy(args: argparse.Namespace) -> list[dict[str, Any]]:
+def _run_energy(args: argparse.Namespace) -> Any:
     from flows.energy import EnergyParameters, energy_pipeline
 
     params = EnergyParameters(
         seed=args.seed, preset=args.preset, epochs=args.epochs, source=args.source
     )
-    return [energy_pipeline(params)]
+    return energy_pipeline(params, return_state=True)
 
 
-def _run_siamese(args: argparse.Namespace) -> list[dict[str, Any]]:
+def _run_siamese(args: argparse.Namespace) -> Any:
     from flows.siamese import SiameseParameters, siamese_pipeline
 
     params = SiameseParameters(seed=args.seed, preset=args.preset, epochs=args.epochs)
-    return [siamese_pipeline(params)]
+    return siamese_pipeline(params, return_state=True)
 
 
 PIPELINES = {"energy": _run_energy, "siamese": _run_siamese}
@@ -63,19 +63,30 @@ def _print_summary(summary: dict[str, Any]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run one pipeline, or all of them; one failing does not stop the others."""
-    if args.pipeline != "all":
-        for summary in PIPELINES[args.pipeline](args):
-            _print_summary(summary)
-        return 0
-    failed = []
-    for name, pipeline in PIPELINES.items():
+    names = list(PIPELINES) if args.pipeline == "all" else [args.pipeline]
+    failed, finished = [], []
+    for name in names:
+        state = PIPELINES[name](args)
         try:
-            for summary in pipeline(args):
-                _print_summary(summary)
+            _print_summary(state.result())
+            finished.append(state.state_details.flow_run_id)
         except Exception as error:
+            if args.pipeline != "all":
+                raise
             print(f"trainflow: error: {name}: {error}", file=sys.stderr)
             failed.append(name)
+    _keep_history(finished)
     return 1 if failed else 0
+
+
+def _keep_history(flow_run_ids: list[Any]) -> None:
+    """On Prefect's ephemeral API, let the runs' last task records land before exiting."""
+    from prefect.settings import get_current_settings
+
+    from flows.records import wait_until_recorded
+
+    if get_current_settings().api.url is None:
+        wait_until_recorded(flow_run_ids)
 
 
 def predict(args: argparse.Namespace) -> int:
