@@ -1,9 +1,9 @@
 """tf.data input pipelines for the siamese network: index pairs in, gathered pixel batches out.
 
-Pairs travel as int32 positions (`lib.pairs.Pairs`); each batch gathers its images from one
-in-memory ``(n, 28, 28)`` uint8 array with `tf.gather`, so pixel pairs are never materialised
+Pairs travel as int32 positions (`lib.pairs.Pairs`); each batch gathers its images from the
+caller's ``(n, 28, 28)`` uint8 array, never a copy of it, so pixel pairs are never materialised
 (the course's fixed pairs alone would be 120k x 2 x 784 bytes, and fresh pairs every epoch
-would multiply that by the epoch count).
+would multiply that by the epoch count). The array must not change while a pipeline is used.
 
 Both pipelines yield ``({"left": (b, 28, 28), "right": (b, 28, 28)}, label)``: raw pixel values
 0..255 as float32 (the model rescales them itself, so serving passes raw pixels too) and
