@@ -37,6 +37,10 @@ _UINT64_MASK = (1 << 64) - 1
 
 PairMaker = Callable[[np.random.Generator], Pairs]
 
+# On import, not per pipeline: TensorFlow creates its thread pools (and their arenas) when a
+# model is first built, and a cap leaves the arenas that already exist in use.
+cap_arenas()
+
 
 def pair_dataset(
     images: np.ndarray, pairs: Pairs, batch_size: int, shuffle_seed: int | None = None
@@ -138,10 +142,8 @@ def _finish(
     The gather runs in NumPy on `images` itself, so every pipeline over one array reads the
     same memory. A `tf.constant(images)` per pipeline cost ~90 MB each on the training images
     (the tensor's copy and the one captured into the tf.data graph), for training, validation
-    and every `predict`. Building a pipeline also caps glibc's malloc arenas (`lib.malloc`)
-    before training's threads start: the batches they free are then reused, not hoarded.
+    and every `predict`.
     """
-    cap_arenas()
 
     def gather_pixels(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return images[left].astype(np.float32), images[right].astype(np.float32)
