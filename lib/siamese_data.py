@@ -1,9 +1,9 @@
 """tf.data input pipelines for the siamese network: index pairs in, gathered pixel batches out.
 
-Pairs travel as int32 positions (`lib.pairs.Pairs`); each batch gathers its images from one
-in-memory ``(n, 28, 28)`` uint8 array with `tf.gather`, so pixel pairs are never materialised
+Pairs travel as int32 positions (`lib.pairs.Pairs`); each batch gathers its images from the
+caller's ``(n, 28, 28)`` uint8 array, never a copy of it, so pixel pairs are never materialised
 (the course's fixed pairs alone would be 120k x 2 x 784 bytes, and fresh pairs every epoch
-would multiply that by the epoch count).
+would multiply that by the epoch count). The array must not change while a pipeline is used.
 
 Both pipelines yield ``({"left": (b, 28, 28), "right": (b, 28, 28)}, label)``: raw pixel values
 0..255 as float32 (the model rescales them itself, so serving passes raw pixels too) and
@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from lib.malloc import cap_arenas
 from lib.pairs import Pairs, balanced_pairs
 
 IMAGE_SHAPE = (28, 28)
@@ -35,6 +36,10 @@ RIGHT = "right"
 _UINT64_MASK = (1 << 64) - 1
 
 PairMaker = Callable[[np.random.Generator], Pairs]
+
+# On import, not per pipeline: TensorFlow creates its thread pools (and their arenas) when a
+# model is first built, and a cap leaves the arenas that already exist in use.
+cap_arenas()
 
 
 def pair_dataset(
@@ -132,15 +137,24 @@ def _per_iteration(
 def _finish(
     slices: tf.data.Dataset, images: np.ndarray, batch_size: int, n_pairs: int
 ) -> tf.data.Dataset:
-    """Batch index triples, gather their pixels, and state the length so Keras knows it."""
-    pixels = tf.constant(images)
+    """Batch index triples, gather their pixels, and state the length so Keras knows it.
+
+    The gather runs in NumPy on `images` itself, so every pipeline over one array reads the
+    same memory. A `tf.constant(images)` per pipeline cost ~90 MB each on the training images
+    (the tensor's copy and the one captured into the tf.data graph), for training, validation
+    and every `predict`.
+    """
+
+    def gather_pixels(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return images[left].astype(np.float32), images[right].astype(np.float32)
 
     def gather(left: tf.Tensor, right: tf.Tensor, label: tf.Tensor) -> tuple[Any, tf.Tensor]:
-        features = {
-            LEFT: tf.cast(tf.gather(pixels, left), tf.float32),
-            RIGHT: tf.cast(tf.gather(pixels, right), tf.float32),
-        }
-        return features, tf.cast(label, tf.float32)
+        pixels = tf.numpy_function(
+            gather_pixels, [left, right], [tf.float32, tf.float32], stateful=False
+        )
+        for side in pixels:
+            side.set_shape([None, *IMAGE_SHAPE])
+        return {LEFT: pixels[0], RIGHT: pixels[1]}, tf.cast(label, tf.float32)
 
     n_batches = -(-n_pairs // batch_size)
     return (

@@ -66,6 +66,22 @@ def test_pair_dataset_batches_types_and_length() -> None:
     assert sum(1 for _ in dataset) == len(dataset)
 
 
+def test_pipelines_gather_from_the_callers_array_without_copying_it() -> None:
+    # Training, validation and evaluation pipelines over one image array must share its
+    # memory: a copy per pipeline is what used to dominate the benchmark's peak RSS.
+    images = IMAGES.copy()
+    pairs = _course()
+    fixed = pair_dataset(images, pairs, BATCH)
+    fresh = fresh_pair_dataset(images, LABELS, 40, BATCH, seed=5)
+    images += 1  # in place, after the pipelines were built
+    left, right, _, _, _ = _epoch(fixed)
+    np.testing.assert_array_equal(left, images[pairs.left].astype(np.float32))
+    np.testing.assert_array_equal(right, images[pairs.right].astype(np.float32))
+    left = _epoch(fresh)[0]
+    positions = _position(left - 1)  # the +1 shifted the position-coding pixels too
+    np.testing.assert_array_equal(left, images[positions].astype(np.float32))
+
+
 def test_shuffled_pair_dataset_keeps_every_pair_with_its_label() -> None:
     pairs = _course()
     _, _, label, left, right = _epoch(pair_dataset(IMAGES, pairs, BATCH, shuffle_seed=3))
