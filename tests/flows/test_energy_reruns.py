@@ -86,7 +86,7 @@ def test_nothing_changed_leaves_every_task_but_register_cached(warm: Warm) -> No
     }
     assert not summary["newly_registered"] and summary["version"] == "1"
     found = flow_run_artifacts(flow_run_id)
-    assert "nothing changed" in found["energy-report"].data
+    assert "nothing changed" in found["energy-report"].data.lower()
     link = found["energy-model"].data
     assert f"(http://127.0.0.1:5000/#/models/{MODEL_NAME}/versions/1)" in link, link
     assert found["energy-metrics"].type == "table"
