@@ -30,7 +30,7 @@ types: $(STAMP)
 	$(BIN)/mypy lib tasks flows tools
 
 pytest: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15
 
 # Opt-in: the report's plots render in both Prefect UIs (needs /usr/bin/chromium).
 ui-check: $(STAMP)

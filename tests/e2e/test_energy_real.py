@@ -16,16 +16,20 @@ from lib.settings import load_settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.data, pytest.mark.usefixtures("prefect_api")]
 
+# A third of the default's 300 epochs (its cosine schedule follows the count): the full run
+# took 145 s of `make test`, and the benchmark, not this test, measures the preset's figures.
+EPOCHS = 100
+
 
 def test_real_workbook_trains_registers_and_serves(
     trainflow_home: Path, shared_data: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("TRAINFLOW_MIRROR", str(shared_data))
 
-    summary = energy_pipeline(EnergyParameters(seed=0))
+    summary = energy_pipeline(EnergyParameters(seed=0, epochs=EPOCHS))
 
     assert summary["promoted"] and summary["version"] == "1"
-    # The course recipe gets about 0.49 / 0.97 on this split; the default must do clearly better.
+    # The course recipe gets about 0.49 / 0.97 on the benchmark's splits; ours does better.
     assert summary["metrics"]["Y1_rmse"] < 0.45
     assert summary["metrics"]["Y2_rmse"] < 0.8
     raw = list((trainflow_home / "raw").rglob("ENB2012_data.xlsx"))
@@ -33,7 +37,7 @@ def test_real_workbook_trains_registers_and_serves(
         "0089fcffc1415e41e2ff63730cca5280efe54fc43d722dfde1b0aaa808e35dc4"
     ]
 
-    again = energy_pipeline(EnergyParameters(seed=0))
+    again = energy_pipeline(EnergyParameters(seed=0, epochs=EPOCHS))
     assert not again["newly_registered"] and again["version"] == "1"
 
     script = textwrap.dedent(
