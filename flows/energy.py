@@ -62,7 +62,7 @@ def energy_pipeline(params: EnergyParameters | None = None) -> dict[str, Any]:
         gate=ENERGY_GATE,
         python_model=EnergyPyfunc(),
         parameters=params,
-        logged_params={"preset": params.preset, "seed": params.seed, **recipe.model_dump()},
+        recipe=recipe,
         tags={
             "data.source_sha256": raw.sha256,
             "data.table_sha256": table.table.sha256,

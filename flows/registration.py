@@ -27,7 +27,7 @@ def register_and_report(
     gate: GatePolicy,
     python_model: Any,
     parameters: BaseModel,
-    logged_params: Mapping[str, Any],
+    recipe: BaseModel,
     tags: Mapping[str, str],
     data: Mapping[str, str],
     model_config: dict[str, Any] | None = None,
@@ -37,8 +37,9 @@ def register_and_report(
     Args:
         evaluate_champion: scores another model on the candidate's own test data (a cached
             task bound to that data), so the gate compares like with like.
-        parameters: the flow's parameters, as the report shows them.
-        logged_params: what MLflow records as the run's params.
+        parameters: the flow's parameters, as the report shows them; their `preset` and
+            `seed` are also MLflow params of the run.
+        recipe: the recipe trained, the rest of the run's MLflow params.
         data: what the report says about the data (source, hashes, rows).
     """
     champion = current_champion(model_name)
@@ -52,7 +53,7 @@ def register_and_report(
         candidate_id=trained.model.sha256,
         keras_model=trained.model,
         python_model=python_model,
-        params=dict(logged_params),
+        params={**parameters.model_dump(include={"preset", "seed"}), **recipe.model_dump()},
         metrics=evaluation.metrics,
         history_path=trained.history,
         tags=dict(tags),

@@ -72,7 +72,7 @@ def siamese_pipeline(params: SiameseParameters | None = None) -> dict[str, Any]:
         gate=SIAMESE_GATE,
         python_model=SiamesePyfunc(),
         parameters=params,
-        logged_params={"preset": params.preset, "seed": params.seed, **recipe.model_dump()},
+        recipe=recipe,
         tags={
             THRESHOLD_TAG: repr(threshold),
             "data.train_sha256": train_table.table.sha256,
