@@ -36,7 +36,6 @@ DEFAULT_MIRROR = Path(__file__).resolve().parents[2] / "shared" / "data"
 TARGET_RATIO = 0.10
 SERVER_START_SECONDS = 180
 POLL_SECONDS = 0.5
-RECORD_SECONDS = 30
 
 
 @contextmanager
@@ -78,45 +77,40 @@ def timed_run(env: dict[str, str], log: Path, run_args: list[str]) -> tuple[floa
     return time.perf_counter() - started, code
 
 
-async def task_states_since(api_url: str, started: float) -> list[tuple[str, str, str]]:
+async def task_states_since(started: float) -> list[tuple[str, str, str]]:
     """(flow run, task run, state) of every task run of the flow runs started after `started`.
 
-    The server records task runs from events, a moment after the run reported them: read
-    until every flow run shows a finished `register` task (bounded), then report.
+    The server records task runs from events, a moment after the run reported them: first
+    wait (bounded) as the CLI does, until each flow run's `register` task is on record.
     """
     from datetime import UTC, datetime
 
-    from prefect.client.orchestration import PrefectClient
+    from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import (
         FlowRunFilter,
         FlowRunFilterId,
         FlowRunFilterStartTime,
     )
 
+    from flows.records import wait_until_recorded
+
     since = datetime.fromtimestamp(started, UTC)
-    deadline = time.monotonic() + RECORD_SECONDS
-    async with PrefectClient(api_url) as client:
-        while True:
-            flow_runs = await client.read_flow_runs(
-                flow_run_filter=FlowRunFilter(
-                    start_time=FlowRunFilterStartTime(after_=since)  # type: ignore[arg-type]
-                )
+    async with get_client() as client:
+        flow_runs = await client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                start_time=FlowRunFilterStartTime(after_=since)  # type: ignore[arg-type]
             )
-            rows = []
-            for flow_run in sorted(flow_runs, key=lambda run: run.name):
-                task_runs = await client.read_task_runs(
-                    flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run.id]))
-                )
-                ordered = sorted(task_runs, key=lambda run: run.expected_start_time or since)
-                rows += [(flow_run.name, run.name, (run.state and run.state.name) or "?")
-                         for run in ordered]  # fmt: skip
-            registered = {row[0] for row in rows if row[1].startswith("register")}
-            finished = all(row[2] in ("Cached", "Completed", "Failed") for row in rows)
-            if (registered == {run.name for run in flow_runs} and finished) or (
-                time.monotonic() > deadline
-            ):
-                return rows
-            await asyncio.sleep(POLL_SECONDS)
+        )
+        await asyncio.to_thread(wait_until_recorded, [run.id for run in flow_runs])
+        rows = []
+        for flow_run in sorted(flow_runs, key=lambda run: run.name):
+            task_runs = await client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run.id]))
+            )
+            ordered = sorted(task_runs, key=lambda run: run.expected_start_time or since)
+            rows += [(flow_run.name, run.name, (run.state and run.state.name) or "?")
+                     for run in ordered]  # fmt: skip
+    return rows
 
 
 def main() -> int:
@@ -155,7 +149,8 @@ def main() -> int:
                 print(f"run failed; see {log}", file=sys.stderr)
                 return 1
             runs.append((label, seconds))
-        states = asyncio.run(task_states_since(api_url, last_start))
+        os.environ["PREFECT_API_URL"] = api_url  # this process reads back from the server
+        states = asyncio.run(task_states_since(last_start))
 
     cold = runs[0][1]
     print("\nrun       wall s   / cold")
