@@ -17,14 +17,16 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from lib.energy_model import PRESETS, EnergyRecipe, build_energy_model  # noqa: E402
-from lib.hashing import sha256_file  # noqa: E402
-from lib.splits import split_rows  # noqa: E402
-from lib.tabular import read_energy_workbook  # noqa: E402
-from lib.training import fit  # noqa: E402
+from lib.core.hashing import sha256_file  # noqa: E402
+from lib.energy.constants import FEATURES, TARGETS  # noqa: E402
+from lib.energy.evaluate import predict_loads  # noqa: E402
+from lib.energy.metrics import flat_metrics  # noqa: E402
+from lib.energy.recipes import PRESETS, EnergyRecipe  # noqa: E402
+from lib.energy.splits import split_rows  # noqa: E402
+from lib.energy.table import read_energy_workbook  # noqa: E402
+from lib.energy.train import fit_energy  # noqa: E402
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ENB2012_data.xlsx"
 ABLATIONS = {
@@ -52,27 +54,16 @@ def run(
 ) -> tuple[float, float, float]:
     """Train one recipe on one seed's split; return test RMSE Y1, Y2 and fit seconds."""
     parts = split_rows(len(x), seed=seed, data_sha256=data_sha)
-    keras.utils.set_random_seed(seed)
-    model = build_energy_model(recipe, x[parts.train], y[parts.train])
-    targets = lambda rows: {"y1_output": y[rows, 0], "y2_output": y[rows, 1]}  # noqa: E731
     with tempfile.TemporaryDirectory() as scratch:
-        result = fit(
-            model,
-            (x[parts.train], targets(parts.train)),
-            (x[parts.validation], targets(parts.validation)),
-            epochs=recipe.epochs,
-            batch_size=recipe.batch_size,
-            checkpoint_dir=Path(scratch) / "backup",
-            early_stopping_patience=recipe.early_stopping_patience,
-            reduce_lr_patience=recipe.reduce_lr_patience,
-            verbose=0,
+        model, result = fit_energy(
+            recipe,
+            (x[parts.train], y[parts.train]),
+            (x[parts.validation], y[parts.validation]),
+            seed=seed,
+            backup=Path(scratch) / "backup",
         )
-    y1, y2 = model.predict(x[parts.test], verbose=0)
-    rmse = [
-        float(np.sqrt(np.mean((np.ravel(p) - y[parts.test, i]) ** 2)))
-        for i, p in enumerate((y1, y2))
-    ]
-    return rmse[0], rmse[1], result.seconds
+    metrics = flat_metrics(y[parts.test], predict_loads(model, x[parts.test]))
+    return metrics["Y1_rmse"], metrics["Y2_rmse"], result.seconds
 
 
 def main() -> None:
@@ -85,8 +76,8 @@ def main() -> None:
     args = parser.parse_args()
 
     frame = read_energy_workbook(args.data)
-    x = frame[[f"X{i}" for i in range(1, 9)]].to_numpy("float32")
-    y = frame[["Y1", "Y2"]].to_numpy("float32")
+    x = frame[list(FEATURES)].to_numpy("float32")
+    y = frame[list(TARGETS)].to_numpy("float32")
     data_sha = sha256_file(args.data)
     recipes = {"course": PRESETS["course"], "default": PRESETS["default"]}
     if args.ablations:

@@ -30,11 +30,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "fashion-mnist"
 RECIPES = ("course-recipe", "course", "default")
-VALIDATION_FRACTION = 0.1
 
 
 def _load(data: Path) -> tuple:
-    from lib.idx import read_images, read_labels
+    from lib.siamese.idx import read_images, read_labels
 
     return (
         read_images(data / "train-images-idx3-ubyte.gz"),
@@ -68,6 +67,7 @@ def run_course_recipe(data: Path, seed: int) -> dict[str, float]:
     import numpy as np
 
     from lib.components import ContrastiveLoss, EuclideanDistance
+    from lib.siamese.metrics import roc_auc
 
     random.seed(seed)
     keras.utils.set_random_seed(seed)
@@ -103,6 +103,7 @@ def run_course_recipe(data: Path, seed: int) -> dict[str, float]:
     return {
         "accuracy_at_0.5": float(np.mean((predicted < 0.5) == ts_y)),
         "accuracy_calibrated": float("nan"),
+        "roc_auc": roc_auc(ts_y, -predicted),
         "pair_seconds": pair_seconds,
         "pair_bytes": float(tr_pairs.nbytes + ts_pairs.nbytes + tr_y.nbytes + ts_y.nbytes),
         "train_seconds": train_seconds,
@@ -110,52 +111,47 @@ def run_course_recipe(data: Path, seed: int) -> dict[str, float]:
 
 
 def run_preset(preset: str, data: Path, seed: int) -> dict[str, float]:
-    import keras
+    """One of our presets through the same lib steps the flow runs."""
     import numpy as np
 
-    from lib.evaluation import calibrate_threshold, classification_metrics
-    from lib.pairs import balanced_pairs, course_pairs, split_indices
-    from lib.siamese_data import pair_dataset
-    from lib.siamese_model import PRESETS, TRAINED_THRESHOLD, build_siamese_model, training_dataset
-    from lib.training import fit
+    from lib.siamese.evaluate import calibrated_metrics
+    from lib.siamese.pairs import balanced_pairs, course_pairs
+    from lib.siamese.protocol import plan_pairs
+    from lib.siamese.recipes import PRESETS
+    from lib.siamese.train import fit_siamese
 
     recipe = PRESETS[preset]
-    keras.utils.set_random_seed(seed)
     train_x, train_y, test_x, test_y = _load(data)
     started = time.perf_counter()
-    rng = np.random.default_rng(seed)
-    kept, held_out = split_indices(train_y, VALIDATION_FRACTION, rng)
-    validation = course_pairs(train_y, rng, indices=held_out)
-    test = course_pairs(test_y, np.random.default_rng(seed))
+    plan = plan_pairs(train_y, test_y, seed)
+    # The pairs one epoch trains on, built here only to time and weigh them like the course's.
     if recipe.pairs == "course":
-        train_pairs = course_pairs(train_y, np.random.default_rng(seed), indices=kept)
+        epoch_pairs = course_pairs(train_y, np.random.default_rng(seed), indices=plan.kept)
     else:
         assert recipe.pairs_per_epoch is not None
-        train_pairs = balanced_pairs(train_y, recipe.pairs_per_epoch, rng, indices=kept)
+        epoch_pairs = balanced_pairs(
+            train_y, recipe.pairs_per_epoch, np.random.default_rng(seed), indices=plan.kept
+        )
     pair_seconds = time.perf_counter() - started
     pair_bytes = sum(
-        p.left.nbytes + p.right.nbytes + p.label.nbytes for p in (validation, test, train_pairs)
+        p.left.nbytes + p.right.nbytes + p.label.nbytes
+        for p in (plan.validation, plan.test, epoch_pairs)
     )
-    model = build_siamese_model(recipe)
     with tempfile.TemporaryDirectory() as scratch:
-        result = fit(
-            model,
-            training_dataset(recipe, train_x, train_y, kept, seed),
-            pair_dataset(train_x, validation, 1024),
-            epochs=recipe.epochs,
-            checkpoint_dir=Path(scratch) / "backup",
-            early_stopping_patience=recipe.early_stopping_patience,
-            reduce_lr_patience=recipe.reduce_lr_patience,
-            verbose=0,
+        model, result = fit_siamese(
+            recipe,
+            train_x,
+            train_y,
+            plan.kept,
+            plan.validation,
+            seed=seed,
+            backup=Path(scratch) / "backup",
         )
-    val_distances = np.ravel(model.predict(pair_dataset(train_x, validation, 1024), verbose=0))
-    threshold = calibrate_threshold(validation.label, val_distances)
-    distances = np.ravel(model.predict(pair_dataset(test_x, test, 1024), verbose=0))
+    metrics, _ = calibrated_metrics(model, train_x, plan.validation, test_x, plan.test)
     return {
-        "accuracy_at_0.5": classification_metrics(test.label, distances, TRAINED_THRESHOLD)[
-            "accuracy"
-        ],
-        "accuracy_calibrated": classification_metrics(test.label, distances, threshold)["accuracy"],
+        "accuracy_at_0.5": metrics["accuracy_at_0.5"],
+        "accuracy_calibrated": metrics["accuracy"],
+        "roc_auc": metrics["roc_auc"],
         "pair_seconds": pair_seconds,
         "pair_bytes": float(pair_bytes),
         "train_seconds": result.seconds,
@@ -185,7 +181,7 @@ def main() -> None:
         return
 
     header = (
-        f"{'recipe':<14} {'seed':>4} {'acc@0.5':>8} {'acc@cal':>8} {'pairs s':>8} "
+        f"{'recipe':<14} {'seed':>4} {'acc@0.5':>8} {'acc@cal':>8} {'AUC':>7} {'pairs s':>8} "
         f"{'pair MB':>9} {'peak GB':>8} {'train s':>8}"
     )
     print(header)
@@ -206,7 +202,8 @@ def main() -> None:
             rows.setdefault(recipe, []).append(result)
             print(
                 f"{recipe:<14} {seed:>4} {result['accuracy_at_0.5']:>8.4f} "
-                f"{result['accuracy_calibrated']:>8.4f} {result['pair_seconds']:>8.2f} "
+                f"{result['accuracy_calibrated']:>8.4f} {result['roc_auc']:>7.4f} "
+                f"{result['pair_seconds']:>8.2f} "
                 f"{result['pair_bytes'] / 1e6:>9.2f} {result['peak_rss_bytes'] / 1e9:>8.2f} "
                 f"{result['train_seconds']:>8.1f}",
                 flush=True,

@@ -14,9 +14,12 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from lib.settings import MLFLOW_UI_PORT, PREFECT_UI_PORT, UI_HOST
+from lib.core.settings import MLFLOW_UI_PORT, PREFECT_UI_PORT, UI_HOST
+
+if TYPE_CHECKING:
+    from tasks.descriptors import RunSummary
 
 QUIET_DEFAULTS = {
     "TF_CPP_MIN_LOG_LEVEL": "2",
@@ -50,19 +53,23 @@ def _run_siamese(args: argparse.Namespace) -> Any:
 PIPELINES = {"energy": _run_energy, "siamese": _run_siamese}
 
 
-def _print_summary(summary: dict[str, Any]) -> None:
-    metrics = summary["metrics"]
+def _print_summary(summary: RunSummary) -> None:
     shown = ", ".join(
-        f"{k}={v:.4f}" for k, v in metrics.items() if k.endswith(("rmse", "accuracy", "auc"))
+        f"{k}={v:.4f}"
+        for k, v in summary.metrics.items()
+        if k.endswith(("rmse", "accuracy", "auc"))
     )
-    state = "new version" if summary["newly_registered"] else "no new version"
-    verdict = "champion" if summary["promoted"] else "not promoted"
-    print(f"{summary['pipeline']}: {shown}")
-    print(f"  {summary['model']} v{summary['version']} ({state}, {verdict}): {summary['reason']}")
+    state = "new version" if summary.newly_registered else "no new version"
+    verdict = "champion" if summary.promoted else "not promoted"
+    print(f"{summary.pipeline}: {shown}")
+    print(f"  {summary.model} v{summary.version} ({state}, {verdict}): {summary.reason}")
 
 
 def run(args: argparse.Namespace) -> int:
     """Run one pipeline, or all of them; one failing does not stop the others."""
+    from lib.core.malloc import cap_arenas
+
+    cap_arenas()  # this process trains: cap before TensorFlow starts its thread pools
     names = list(PIPELINES) if args.pipeline == "all" else [args.pipeline]
     failed, finished = [], []
     for name in names:
@@ -92,7 +99,7 @@ def _keep_history(flow_run_ids: list[Any]) -> None:
 def predict(args: argparse.Namespace) -> int:
     if args.pipeline == "siamese":
         return predict_pair(args)
-    from lib.predict import predict_energy
+    from lib.energy.predict import predict_energy
 
     frame = predict_energy(Path(args.input))
     if args.output:
@@ -104,7 +111,7 @@ def predict(args: argparse.Namespace) -> int:
 
 
 def predict_pair(args: argparse.Namespace) -> int:
-    from lib.predict import predict_siamese
+    from lib.siamese.predict import predict_siamese
 
     distance, same = predict_siamese(Path(args.left), Path(args.right), invert=args.invert)
     print(f"distance {distance:.4f}: {'same' if same else 'different'} kind of article")
@@ -168,7 +175,7 @@ def _first_exited(children: dict[str, subprocess.Popen[bytes]]) -> str:
 
 def ui(args: argparse.Namespace) -> int:
     """Start the Prefect and MLflow UIs; Ctrl-C stops both, and so does either one dying."""
-    from lib.settings import load_settings
+    from lib.core.settings import load_settings
 
     settings = load_settings()
     settings.home.mkdir(parents=True, exist_ok=True)  # MLflow's SQLite file goes here
@@ -200,7 +207,7 @@ def ui(args: argparse.Namespace) -> int:
 
 
 def _write_frame(frame: Any, target: Path) -> None:
-    from lib.atomic import atomic_path
+    from lib.core.atomic import atomic_path
 
     writers = {".csv": "to_csv", ".parquet": "to_parquet", ".xlsx": "to_excel"}
     if target.suffix not in writers:

@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from prefect import flow
 from pydantic import BaseModel, ConfigDict, Field
 
-from flows.registration import register_and_report
-from lib.datasets import ENERGY_WORKBOOK
-from lib.energy_model import PRESETS
-from lib.evaluation import GatePolicy
-from lib.serving import EnergyPyfunc
+from flows.registration import register_and_report, rival
+from lib.core.malloc import cap_arenas
+from lib.energy.constants import WORKBOOK
+from lib.energy.spec import SPEC
+from tasks.descriptors import Candidate, RunSummary
 from tasks.download import download, ingest_source
 from tasks.energy import evaluate, evaluate_champion, excel_to_parquet, split, train
-
-MODEL_NAME = "energy-efficiency"
-# A champion must explain at least 90 % of the variance of both loads; the better of two is
-# the one with the lower mean test RMSE over Y1 and Y2.
-ENERGY_GATE = GatePolicy(
-    score="mean_rmse", lower_is_better=True, floors={"Y1_r2": (">=", 0.9), "Y2_r2": (">=", 0.9)}
-)
 
 
 class EnergyParameters(BaseModel):
@@ -42,27 +35,20 @@ class EnergyParameters(BaseModel):
 
 
 @flow(name="energy", flow_run_name="energy-{params.preset}-seed{params.seed}", log_prints=True)
-def energy_pipeline(params: EnergyParameters | None = None) -> dict[str, Any]:
+def energy_pipeline(params: EnergyParameters | None = None) -> RunSummary:
     """Train, evaluate and register the energy model; returns a short summary."""
+    cap_arenas()  # before any training step starts TensorFlow's thread pools
     params = params or EnergyParameters()
-    raw = ingest_source(params.source) if params.source else download(ENERGY_WORKBOOK)
+    raw = ingest_source(params.source) if params.source else download(WORKBOOK)
     table = excel_to_parquet(raw)
     parts = split(table, params.seed)
-    recipe = PRESETS[params.preset]
-    if params.epochs is not None:
-        recipe = recipe.model_copy(update={"epochs": params.epochs})
+    recipe = SPEC.recipe(params.preset, params.epochs)
     trained = train(table, parts, recipe, params.preset, params.seed)
-    evaluation = evaluate(trained, table, parts)
-    return register_and_report(
-        "energy",
-        MODEL_NAME,
-        trained,
-        evaluation,
-        evaluate_champion=lambda champion: evaluate_champion(champion, table, parts),
-        gate=ENERGY_GATE,
-        python_model=EnergyPyfunc(),
-        parameters=params,
-        recipe=recipe,
+    candidate = Candidate(
+        trained=trained,
+        evaluation=evaluate(trained, table, parts),
+        parameters=params.model_dump(),
+        recipe=recipe.model_dump(),
         tags={
             "data.source_sha256": raw.sha256,
             "data.table_sha256": table.table.sha256,
@@ -70,9 +56,13 @@ def energy_pipeline(params: EnergyParameters | None = None) -> dict[str, Any]:
             "data.rows": str(table.rows),
         },
         data={
-            "source": params.source or ENERGY_WORKBOOK.urls[0],
+            "source": params.source or WORKBOOK.urls[0],
             "sha256": raw.sha256,
             "rows": str(table.rows),
             "split": str(parts.sizes),
         },
     )
+    champion = rival(SPEC, candidate)
+    if champion is not None and champion.metrics is None:
+        champion = evaluate_champion(champion, table, parts)
+    return register_and_report(SPEC, candidate, champion)

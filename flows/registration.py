@@ -7,80 +7,48 @@ still leaves a report that says so.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
-
-from pydantic import BaseModel
-
-from lib.evaluation import GatePolicy
-from tasks.descriptors import ChampionRef, Evaluation, TrainedModel
+from lib.core.model_spec import ModelSpec
+from tasks.descriptors import Candidate, ChampionRef, RunSummary
 from tasks.registry import current_champion, register_candidate
 from tasks.report import publish_report
 
 
-def register_and_report(
-    pipeline: str,
-    model_name: str,
-    trained: TrainedModel,
-    evaluation: Evaluation,
-    evaluate_champion: Callable[[ChampionRef], ChampionRef],
-    gate: GatePolicy,
-    python_model: Any,
-    parameters: BaseModel,
-    recipe: BaseModel,
-    tags: Mapping[str, str],
-    data: Mapping[str, str],
-    model_config: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Register the candidate behind `gate`, publish the run's artifacts, return its summary.
+def rival(spec: ModelSpec, candidate: Candidate) -> ChampionRef | None:
+    """The champion to beat; its `metrics` are already known when it is this very model.
 
-    Args:
-        evaluate_champion: scores another model on the candidate's own test data (a cached
-            task bound to that data), so the gate compares like with like.
-        parameters: the flow's parameters, as the report shows them; their `preset` and
-            `seed` are also MLflow params of the run.
-        recipe: the recipe trained, the rest of the run's MLflow params.
-        data: what the report says about the data (source, hashes, rows).
+    A champion returned with `metrics` None must still be scored on the candidate's test data
+    (the flow's own evaluate-champion task), so the gate compares like with like.
     """
-    champion = current_champion(model_name)
-    if champion is not None and champion.candidate_id == trained.model.sha256:
-        # The champion is this very model, already scored on this very test data.
-        champion = champion.model_copy(update={"metrics": evaluation.metrics})
-    elif champion is not None:
-        champion = evaluate_champion(champion)
-    registration = register_candidate(
-        name=model_name,
-        candidate_id=trained.model.sha256,
-        keras_model=trained.model,
-        python_model=python_model,
-        params={**parameters.model_dump(include={"preset", "seed"}), **recipe.model_dump()},
-        metrics=evaluation.metrics,
-        history_path=trained.history,
-        tags=dict(tags),
-        plots=evaluation.plots,
-        champion_ref=champion,
-        gate=gate,
-        model_config=model_config,
-    )
+    champion = current_champion(spec)
+    if champion is not None and champion.candidate_id == candidate.candidate_id:
+        return champion.model_copy(update={"metrics": candidate.evaluation.metrics})
+    return champion
+
+
+def register_and_report(
+    spec: ModelSpec, candidate: Candidate, champion: ChampionRef | None
+) -> RunSummary:
+    """Register the candidate behind the gate of `spec`, publish the run's artifacts."""
+    registration = register_candidate(spec, candidate, champion)
     champion_metrics = champion.metrics if champion is not None else None
     publish_report(
-        pipeline,
-        data=data,
-        parameters=parameters.model_dump(),
-        candidate=evaluation.metrics,
+        spec.pipeline,
+        data=candidate.data,
+        parameters=candidate.parameters,
+        candidate=candidate.evaluation.metrics,
         champion=champion_metrics,
         registration=registration,
-        plots=evaluation.plots,
+        plots=candidate.evaluation.plots,
     )
-    return {
-        "pipeline": pipeline,
-        "metrics": evaluation.metrics,
-        "champion_metrics": champion_metrics,
-        "model": model_name,
-        "version": registration.version,
-        "promoted": registration.promoted,
-        "newly_registered": registration.newly_registered,
-        "reason": registration.reason,
-        "epochs": trained.epochs_run,
-        "train_seconds": trained.seconds,
-    }
+    return RunSummary(
+        pipeline=spec.pipeline,
+        model=spec.name,
+        version=registration.version,
+        promoted=registration.promoted,
+        newly_registered=registration.newly_registered,
+        reason=registration.reason,
+        metrics=candidate.evaluation.metrics,
+        champion_metrics=champion_metrics,
+        epochs=candidate.trained.epochs_run,
+        train_seconds=candidate.trained.seconds,
+    )

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from prefect import flow
 from prefect.states import Failed, State
 
 from flows.energy import EnergyParameters, energy_pipeline
 from flows.siamese import SiameseParameters, siamese_pipeline
+from tasks.descriptors import RunSummary
 
 
 @flow(name="retrain-all", flow_run_name="retrain-all", log_prints=True)
 def retrain_all(
     energy: EnergyParameters | None = None, siamese: SiameseParameters | None = None
-) -> dict[str, Any] | State:
+) -> dict[str, RunSummary] | State:
     """Retrain both models; one failing does not stop the other.
 
     Returns:

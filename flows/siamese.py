@@ -5,33 +5,18 @@ download x4 -> IDX to Parquet -> index pairs -> train -> evaluate (+ champion) -
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from prefect import flow
 from pydantic import BaseModel, ConfigDict, Field
 
-from flows.registration import register_and_report
-from lib.datasets import (
-    FASHION_TEST_IMAGES,
-    FASHION_TEST_LABELS,
-    FASHION_TRAIN_IMAGES,
-    FASHION_TRAIN_LABELS,
-)
-from lib.evaluation import GatePolicy
-from lib.serving import THRESHOLD_KEY, SiamesePyfunc
-from lib.siamese_model import PRESETS
+from flows.registration import register_and_report, rival
+from lib.core.malloc import cap_arenas
+from lib.siamese.constants import TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS
+from lib.siamese.spec import SPEC
+from tasks.descriptors import Candidate, RunSummary
 from tasks.download import download
 from tasks.siamese import evaluate, evaluate_champion, idx_to_parquet, make_pairs, train
-
-MODEL_NAME = "fashion-siamese"
-THRESHOLD_TAG = "trainflow.threshold"
-# Better = higher test accuracy at the model's own registered threshold; a champion must
-# also rank pairs well (AUC) and beat a coin by a wide margin.
-SIAMESE_GATE = GatePolicy(
-    score="accuracy",
-    lower_is_better=False,
-    floors={"accuracy": (">=", 0.8), "roc_auc": (">=", 0.85)},
-)
 
 
 class SiameseParameters(BaseModel):
@@ -47,34 +32,21 @@ class SiameseParameters(BaseModel):
 
 
 @flow(name="siamese", flow_run_name="siamese-{params.preset}-seed{params.seed}", log_prints=True)
-def siamese_pipeline(params: SiameseParameters | None = None) -> dict[str, Any]:
+def siamese_pipeline(params: SiameseParameters | None = None) -> RunSummary:
     """Train, evaluate and register the siamese model; returns a short summary."""
+    cap_arenas()  # before any training step starts TensorFlow's thread pools
     params = params or SiameseParameters()
-    train_table = idx_to_parquet(
-        download(FASHION_TRAIN_IMAGES), download(FASHION_TRAIN_LABELS), "train"
-    )
-    test_table = idx_to_parquet(
-        download(FASHION_TEST_IMAGES), download(FASHION_TEST_LABELS), "test"
-    )
+    train_table = idx_to_parquet(download(TRAIN_IMAGES), download(TRAIN_LABELS), "train")
+    test_table = idx_to_parquet(download(TEST_IMAGES), download(TEST_LABELS), "test")
     pairs = make_pairs(train_table, test_table, params.seed)
-    recipe = PRESETS[params.preset]
-    if params.epochs is not None:
-        recipe = recipe.model_copy(update={"epochs": params.epochs})
+    recipe = SPEC.recipe(params.preset, params.epochs)
     trained = train(train_table, pairs, recipe, params.preset, params.seed)
-    evaluation = evaluate(trained, train_table, test_table, pairs)
-    threshold = evaluation.metrics["threshold"]
-    return register_and_report(
-        "siamese",
-        MODEL_NAME,
-        trained,
-        evaluation,
-        evaluate_champion=lambda champion: evaluate_champion(champion, test_table, pairs),
-        gate=SIAMESE_GATE,
-        python_model=SiamesePyfunc(),
-        parameters=params,
-        recipe=recipe,
+    candidate = Candidate(
+        trained=trained,
+        evaluation=evaluate(trained, train_table, test_table, pairs),
+        parameters=params.model_dump(),
+        recipe=recipe.model_dump(),
         tags={
-            THRESHOLD_TAG: repr(threshold),
             "data.train_sha256": train_table.table.sha256,
             "data.test_sha256": test_table.table.sha256,
             "data.test_pairs_sha256": pairs.test.sha256,
@@ -84,5 +56,8 @@ def siamese_pipeline(params: SiameseParameters | None = None) -> dict[str, Any]:
             "test images": f"{test_table.rows} (sha256 {test_table.table.sha256[:12]})",
             "test pairs": pairs.test.sha256[:12],
         },
-        model_config={THRESHOLD_KEY: threshold},
     )
+    champion = rival(SPEC, candidate)
+    if champion is not None and champion.metrics is None:
+        champion = evaluate_champion(champion, test_table, pairs)
+    return register_and_report(SPEC, candidate, champion)

@@ -1,9 +1,10 @@
-"""Cache keys from content hashes, parameters and the code of the `lib` modules a task uses.
+"""Cache keys from content hashes, parameters and the code of the `lib` step a task calls.
 
-DESIGN.md decision 1. Prefect's INPUTS policy would hash whole objects and collide across
-tasks; TASK_SOURCE misses edits in helper modules. Here a key is
-sha256(task name, code version of the named modules, state directory, canonical JSON of the
-inputs), where inputs are small descriptors (paths + sha256) and parameters. The state
+ARCHITECTURE.md, "Cache keys". Prefect's INPUTS policy would hash whole objects and collide
+across tasks; TASK_SOURCE misses edits in helper modules. Here a key is
+sha256(task name, code version of the lib module the task calls and its import closure,
+state directory, canonical JSON of the inputs), where inputs are small descriptors (paths +
+sha256) and parameters. The state
 directory (`TRAINFLOW_HOME`) is part of the key because Prefect keeps its cache records
 elsewhere: a run against another home must not be handed paths into the old one.
 
@@ -17,16 +18,17 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from prefect.cache_policies import CachePolicy
 from prefect.context import TaskRunContext
 from pydantic import BaseModel
 
-from lib.hashing import code_version, sha256_text
-from lib.refs import FileRef
-from lib.settings import load_settings
+from lib.core.code_version import code_version
+from lib.core.hashing import sha256_text
+from lib.core.refs import FileRef
+from lib.core.settings import load_settings
 
 
 def _canonical(value: Any) -> Any:
@@ -56,9 +58,13 @@ def file_refs(value: Any) -> Iterable[FileRef]:
 
 @dataclass
 class ContentCache(CachePolicy):
-    """Key a task on its descriptor inputs, parameters and the code of `modules`."""
+    """Key a task on its descriptor inputs, parameters and the code of the `entry` lib module.
 
-    modules: tuple[str, ...] = field(default_factory=tuple)
+    `entry` names the module whose function the task calls (a string, so that naming it does
+    not import it); its import closure is what the key covers.
+    """
+
+    entry: str = ""
 
     def compute_key(
         self,
@@ -69,7 +75,7 @@ class ContentCache(CachePolicy):
     ) -> str | None:
         key = sha256_text(
             task_ctx.task.name,
-            code_version(self.modules),
+            code_version((self.entry,)),
             str(load_settings().home),
             json.dumps(_canonical(inputs), sort_keys=True, default=str),
         )

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict
 
-from lib.refs import FileRef
+from lib.core.refs import FileRef
 
 
 class _Descriptor(BaseModel):
@@ -44,7 +46,10 @@ class Evaluation(_Descriptor):
 
 
 class ChampionRef(_Descriptor):
-    """The registry's current champion: enough to evaluate it and to know if it is us."""
+    """The registry's current champion: enough to evaluate it and to know if it is us.
+
+    `metrics` are the champion's on the candidate's own test data, once scored.
+    """
 
     name: str
     version: str
@@ -59,3 +64,41 @@ class PairsRef(_Descriptor):
     validation: FileRef
     test: FileRef
     seed: int
+
+
+class Candidate(_Descriptor):
+    """One trained and evaluated model on its way to the registry, with what to log about it.
+
+    Attributes:
+        parameters: the flow's parameters, as the report shows them.
+        recipe: the recipe trained; with `preset` and `seed` the MLflow run's params.
+        tags: data hashes and such, set on the MLflow run and the model version.
+        data: what the report says about the data (source, hashes, rows).
+    """
+
+    trained: TrainedModel
+    evaluation: Evaluation
+    parameters: dict[str, Any]
+    recipe: dict[str, Any]
+    tags: dict[str, str]
+    data: dict[str, str]
+
+    @property
+    def candidate_id(self) -> str:
+        """A candidate is its model file: the same bytes are the same candidate."""
+        return self.trained.model.sha256
+
+
+class RunSummary(_Descriptor):
+    """What one pipeline run did: what the flow returns and the CLI prints."""
+
+    pipeline: str
+    model: str
+    version: str
+    promoted: bool
+    newly_registered: bool
+    reason: str
+    metrics: dict[str, float]
+    champion_metrics: dict[str, float] | None
+    epochs: int
+    train_seconds: float

@@ -11,11 +11,11 @@ from prefect.context import TaskRunContext
 from prefect.logging import get_run_logger
 from prefect.states import State
 
-from lib.datasets import RemoteFile
-from lib.fetch import ChecksumMismatchError, fetch, fetch_source, local_source
-from lib.hashing import sha256_file
-from lib.refs import FileRef
-from lib.settings import load_settings
+from lib.core.fetch import ChecksumMismatchError, fetch, fetch_source, local_source
+from lib.core.hashing import sha256_file
+from lib.core.refs import FileRef
+from lib.core.remote import RemoteFile
+from lib.core.settings import load_settings
 from tasks.caching import ContentCache
 
 IO_RETRIES = 2
@@ -38,7 +38,7 @@ def _transient(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bo
     retries=IO_RETRIES,
     retry_delay_seconds=IO_RETRY_DELAYS,
     retry_condition_fn=_transient,
-    cache_policy=ContentCache(modules=("lib.fetch", "lib.datasets")),
+    cache_policy=ContentCache(entry="lib.core.fetch"),
     persist_result=True,
 )
 def download(remote: RemoteFile) -> FileRef:
@@ -78,7 +78,7 @@ class LocalSourceCache(ContentCache):
     retries=IO_RETRIES,
     retry_delay_seconds=IO_RETRY_DELAYS,
     retry_condition_fn=_transient,
-    cache_policy=LocalSourceCache(modules=("lib.fetch",)),
+    cache_policy=LocalSourceCache(entry="lib.core.fetch"),
     persist_result=True,
 )
 def ingest_source(source: str) -> FileRef:

@@ -1,56 +1,37 @@
-"""The part of every train task that is the same: fit with progress, save, describe."""
+"""The part of every train task that is the same: a progress artifact around a lib fit."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from prefect.logging import get_run_logger
 
-from lib.refs import FileRef
+from lib.core.refs import FileRef
 from tasks.descriptors import TrainedModel
 from tasks.progress import EpochProgress
 
+KERAS_VERBOSITY = 2
+"""One line per epoch from Keras itself, beside the progress artifact."""
 
-def fit_and_save(
-    model: Any,
-    train: Any,
-    validation: Any,
-    recipe: Any,
-    *,
-    folder: Path,
-    pipeline: str,
-    description: str,
-    batch_size: int | None = None,
+
+def fit_with_progress(
+    pipeline: str, description: str, train: Callable[[EpochProgress], Any]
 ) -> TrainedModel:
-    """Fit `model` as `recipe` says, with a progress artifact, and save it under `folder`.
+    """Run `train(progress)` (a lib train step), with a progress artifact; describe its files.
 
-    Checkpoints go beside `folder`, keyed like it, so a killed or retried run with the same
-    inputs resumes from its last finished epoch.
+    Args:
+        pipeline: names the artifact, `train-<pipeline>-progress`.
+        description: what the artifact says is training.
+        train: calls the lib step with the progress hook; returns its `TrainedFiles`.
     """
-    from lib.training import fit, save_model, write_history
-
     progress = EpochProgress(f"train-{pipeline}-progress", description)
-    result = fit(
-        model,
-        train,
-        validation,
-        epochs=recipe.epochs,
-        batch_size=batch_size,
-        checkpoint_dir=folder.with_name(folder.name + ".backup"),
-        early_stopping_patience=recipe.early_stopping_patience,
-        reduce_lr_patience=recipe.reduce_lr_patience,
-        on_epoch=progress,
-        verbose=2,
-    )
+    trained = train(progress)
     progress.finish()
-    model_path, history_path = folder / "model.keras", folder / "history.json"
-    save_model(model, model_path)
-    write_history(result.history, history_path)
-    get_run_logger().info("trained %d epochs in %.1f s", result.epochs_run, result.seconds)
+    get_run_logger().info("trained %d epochs in %.1f s", trained.epochs_run, trained.seconds)
     return TrainedModel(
-        model=FileRef.of(model_path),
-        history=FileRef.of(history_path),
-        epochs_run=result.epochs_run,
-        seconds=result.seconds,
+        model=FileRef.of(trained.model),
+        history=FileRef.of(trained.history),
+        epochs_run=trained.epochs_run,
+        seconds=trained.seconds,
     )

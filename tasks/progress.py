@@ -11,7 +11,7 @@ PERCENT = 100.0
 
 
 class EpochProgress:
-    """A `lib.training` epoch hook that updates one progress artifact and logs each epoch."""
+    """A `lib.core.training` epoch hook that updates one progress artifact and logs each epoch."""
 
     def __init__(self, key: str, description: str) -> None:
         self._artifact_id: UUID = create_progress_artifact(  # type: ignore[assignment]

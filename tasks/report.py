@@ -16,9 +16,9 @@ from prefect.artifacts import (
     create_table_artifact,
 )
 
-from lib.refs import FileRef
-from lib.registry import Registration, model_version_url
-from lib.settings import load_settings
+from lib.core.refs import FileRef
+from lib.core.registry import Registration, model_version_url
+from lib.core.settings import load_settings
 
 
 def _image(ref: FileRef) -> str:

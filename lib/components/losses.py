@@ -35,7 +35,7 @@ def positive_float(name: str, value: Any) -> float:
     return float(value)
 
 
-def _to_same_rank(y_true: Any, y_pred: Any) -> tuple[Any, Any]:
+def to_same_rank(y_true: Any, y_pred: Any) -> tuple[Any, Any]:
     """Convert to tensors and let labels of shape (batch,) meet predictions of (batch, 1).
 
     Without this, (batch,) minus (batch, 1) broadcasts to (batch, batch) and the loss is
@@ -61,7 +61,7 @@ def _dtype_name(dtype: Any) -> str | None:
 
 
 def _huber(y_true: Any, y_pred: Any, threshold: float) -> Any:
-    y_true, y_pred = _to_same_rank(y_true, y_pred)
+    y_true, y_pred = to_same_rank(y_true, y_pred)
     error = y_pred - y_true
     abs_error = ops.abs(error)
     small = HALF * ops.square(error)
@@ -143,7 +143,7 @@ def contrastive_loss(y_true: Any, y_pred: Any, margin: float = DEFAULT_CONTRASTI
     Returns:
         One loss value per pair; Keras reduces them (and applies `sample_weight`).
     """
-    y_true, y_pred = _to_same_rank(y_true, y_pred)
+    y_true, y_pred = to_same_rank(y_true, y_pred)
     same = y_true * ops.square(y_pred)
     different = (1 - y_true) * ops.square(ops.maximum(margin - y_pred, 0))
     return ops.mean(same + different, axis=-1)

@@ -7,7 +7,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from lib.components.losses import PACKAGE, _to_same_rank, positive_float
+from lib.components.losses import PACKAGE, positive_float, to_same_rank
 
 DEFAULT_DISTANCE_THRESHOLD = 0.5
 
@@ -24,7 +24,7 @@ def distance_accuracy(
     Returns:
         1.0 or 0.0 per pair (the mean over the last axis); Keras averages them.
     """
-    y_true, y_pred = _to_same_rank(y_true, y_pred)
+    y_true, y_pred = to_same_rank(y_true, y_pred)
     same = ops.cast(ops.less(y_pred, threshold), y_pred.dtype)
     return ops.mean(ops.cast(ops.equal(y_true, same), y_pred.dtype), axis=-1)
 
@@ -41,6 +41,9 @@ class DistanceAccuracy(keras.metrics.MeanMetricWrapper):
             where it stops pushing negatives (`m`); the course uses 0.5 with `m = 1`.
         name: name of the metric (and of its entry in the training history).
         dtype: dtype of the metric's state.
+
+    Higher is better: a callback that monitors it (``EarlyStopping(monitor="val_accuracy")``)
+    needs ``mode="max"``, since Keras infers the direction only from its own metrics.
     """
 
     def __init__(
@@ -51,8 +54,6 @@ class DistanceAccuracy(keras.metrics.MeanMetricWrapper):
     ) -> None:
         self.threshold = positive_float("threshold", threshold)
         super().__init__(fn=distance_accuracy, name=name, dtype=dtype, threshold=self.threshold)
-        # Higher is better: lets callbacks such as EarlyStopping infer mode="max".
-        self._direction = "up"
 
     def get_config(self) -> dict[str, Any]:
         return {"name": self.name, "dtype": self.dtype, "threshold": self.threshold}

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from flows.energy import EnergyParameters, energy_pipeline
-from lib.settings import load_settings
+from lib.core.settings import load_settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.data, pytest.mark.usefixtures("prefect_api")]
 
@@ -28,10 +28,10 @@ def test_real_workbook_trains_registers_and_serves(
 
     summary = energy_pipeline(EnergyParameters(seed=0, epochs=EPOCHS))
 
-    assert summary["promoted"] and summary["version"] == "1"
+    assert summary.promoted and summary.version == "1"
     # The course recipe gets about 0.49 / 0.97 on the benchmark's splits; ours does better.
-    assert summary["metrics"]["Y1_rmse"] < 0.45
-    assert summary["metrics"]["Y2_rmse"] < 0.8
+    assert summary.metrics["Y1_rmse"] < 0.45
+    assert summary.metrics["Y2_rmse"] < 0.8
     raw = list((trainflow_home / "raw").rglob("ENB2012_data.xlsx"))
     assert [p.parent.name for p in raw] == [
         "0089fcffc1415e41e2ff63730cca5280efe54fc43d722dfde1b0aaa808e35dc4"
@@ -43,7 +43,7 @@ def test_real_workbook_trains_registers_and_serves(
     script = textwrap.dedent(
         f"""
         import json, mlflow, pandas as pd
-        from lib.tabular import read_energy_workbook
+        from lib.energy.table import read_energy_workbook
         frame = read_energy_workbook({str(shared_data / "ENB2012_data.xlsx")!r})
         model = mlflow.pyfunc.load_model("models:/energy-efficiency@champion")
         out = model.predict(frame[[f"X{{i}}" for i in range(1, 9)]].head(20))

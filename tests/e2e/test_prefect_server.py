@@ -27,9 +27,9 @@ from prefect.deployments import arun_deployment
 from prefect.events import Event, Resource
 from prefect.events.clients import PrefectEventsClient
 
-from flows.energy import MODEL_NAME
 from flows.schedules import DATA_UPDATED_EVENT, PLANS, TIMEZONE, WORK_POOL
-from lib.settings import load_settings
+from lib.core.settings import load_settings
+from lib.energy.constants import MODEL_NAME
 from tests.conftest import REPO_ROOT
 from tests.e2e.servers import POLL_SECONDS, PREFECT, Server, prefect_server, start, stop
 from tests.fixtures.energy import write_energy_workbook

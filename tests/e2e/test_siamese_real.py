@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from flows.siamese import SiameseParameters, siamese_pipeline
-from lib.idx import read_table_metadata
-from lib.pairs import read_pairs
-from lib.settings import load_settings
+from lib.core.settings import load_settings
+from lib.siamese.idx import read_table_metadata
+from lib.siamese.pairs import read_pairs
 
 pytestmark = [pytest.mark.slow, pytest.mark.data, pytest.mark.usefixtures("prefect_api")]
 
@@ -25,8 +25,8 @@ def test_real_files_train_and_register(
 
     summary = siamese_pipeline(SiameseParameters(preset="course", epochs=2, seed=0))
 
-    assert summary["promoted"] and summary["version"] == "1"
-    assert summary["metrics"]["accuracy"] > 0.85 and summary["metrics"]["roc_auc"] > 0.9
+    assert summary.promoted and summary.version == "1"
+    assert summary.metrics["accuracy"] > 0.85 and summary.metrics["roc_auc"] > 0.9
     home = load_settings().home
     tables = {
         p.name: read_table_metadata(p) for p in (home / "data" / "fashion").rglob("*.parquet")

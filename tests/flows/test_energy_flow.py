@@ -8,8 +8,9 @@ from typing import Any
 import mlflow
 import pytest
 
-from flows.energy import MODEL_NAME, EnergyParameters, energy_pipeline
-from lib.settings import load_settings
+from flows.energy import EnergyParameters, energy_pipeline
+from lib.core.settings import load_settings
+from lib.energy.constants import MODEL_NAME
 from tests.fixtures.energy import write_energy_workbook
 from tests.fixtures.prefect_runs import task_states
 
@@ -37,14 +38,14 @@ def test_energy_flow_trains_registers_then_reuses_cache(
     params = EnergyParameters(source=str(workbook), epochs=EPOCHS, seed=3)
 
     first, first_states = run(params)
-    assert first["version"] == "1" and first["newly_registered"]
-    assert first["promoted"], first["reason"]
-    assert first["metrics"]["Y1_r2"] > 0.9
+    assert first.version == "1" and first.newly_registered
+    assert first.promoted, first.reason
+    assert first.metrics["Y1_r2"] > 0.9
     assert first_states["train-energy-default-seed3"] == "Completed"
 
     second, second_states = run(params)
-    assert not second["newly_registered"]
-    assert "nothing changed" in second["reason"]
+    assert not second.newly_registered
+    assert "nothing changed" in second.reason
     assert second_states["train-energy-default-seed3"] == "Cached"
     assert versions() == ["1"]
 
@@ -54,7 +55,7 @@ def test_energy_flow_trains_registers_then_reuses_cache(
         model_file.unlink()
     third, third_states = run(params)
     assert third_states["train-energy-default-seed3"] == "Completed"
-    assert third["metrics"]["Y1_r2"] > 0.9
+    assert third.metrics["Y1_r2"] > 0.9
 
 
 def test_bad_workbook_fails_and_leaves_registry_alone(trainflow_home: Path, tmp_path: Path) -> None:

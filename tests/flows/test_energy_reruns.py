@@ -7,7 +7,6 @@ were Cached and which ran.
 
 from __future__ import annotations
 
-import importlib
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,7 +15,10 @@ from typing import Any
 
 import pytest
 
-from flows.energy import MODEL_NAME, EnergyParameters, energy_pipeline
+import lib
+from flows.energy import EnergyParameters, energy_pipeline
+from lib.core.code_version import module_file, package_root
+from lib.energy.constants import MODEL_NAME
 from tests.fixtures.energy import write_energy_workbook
 from tests.fixtures.prefect_runs import flow_run_artifacts, task_states
 
@@ -74,7 +76,7 @@ def warm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Warm]:
         patch.delenv("TRAINFLOW_MIRROR", raising=False)
         summary, states, _ = run(params)
         assert reran(states) == set(PIPELINE), states
-        assert summary["version"] == "1"
+        assert summary.version == "1"
         yield Warm(folder / "home", workbook, params)
 
 
@@ -84,7 +86,7 @@ def test_nothing_changed_leaves_every_task_but_register_cached(warm: Warm) -> No
     assert {step: state for step, state in states.items() if state != "Cached"} == {
         "register": "Completed"
     }
-    assert not summary["newly_registered"] and summary["version"] == "1"
+    assert not summary.newly_registered and summary.version == "1"
     found = flow_run_artifacts(flow_run_id)
     assert "nothing changed" in found["energy-report"].data.lower()
     link = found["energy-model"].data
@@ -110,24 +112,27 @@ def test_changed_parameter_reruns_its_downstream_steps(
 @pytest.mark.parametrize(
     ("module", "expected"),
     [
-        ("lib.tabular", {"excel-to-parquet", "split", "train", "evaluate"}),
-        ("lib.splits", {"split", "train", "evaluate"}),
-        ("lib.training", {"train", "evaluate"}),
-        ("lib.plots", {"evaluate"}),
+        ("lib.energy.table", {"excel-to-parquet", "split", "train", "evaluate"}),
+        # Not named by any task: reached through the import closure of lib.energy.table.
+        ("lib.core.table_files", {"excel-to-parquet", "split", "train", "evaluate"}),
+        ("lib.energy.splits", {"split", "train", "evaluate"}),
+        ("lib.core.training", {"train", "evaluate"}),
+        ("lib.components.layers", {"train", "evaluate"}),
+        ("lib.core.plots", {"evaluate"}),
+        ("lib.siamese.pairs", set()),
     ],
 )
 def test_edited_lib_module_reruns_the_steps_that_use_it(
     warm: Warm, module: str, expected: set[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # An edit as code_version sees one: the module's file, with a line more.
-    loaded = importlib.import_module(module)
-    original = Path(loaded.__file__ or "")
-    edited = tmp_path / original.name
-    edited.write_text(original.read_text() + "\n# edited\n")
-    monkeypatch.setattr(loaded, "__file__", str(edited))
-
+    # An edit as the code version sees one: a copy of the lib tree with one line more in
+    # `module`, read in place of the real tree.
+    copy = tmp_path / "lib"
+    shutil.copytree(package_root(), copy, ignore=shutil.ignore_patterns("__pycache__"))
+    edited = module_file(module, copy)
+    edited.write_text(edited.read_text() + "\n# edited\n")
+    monkeypatch.setattr(lib, "__file__", str(copy / "__init__.py"))
     _, states, _ = run(warm.params)
-
     assert reran(states) == expected, states
 
 

@@ -11,10 +11,11 @@ from prefect import flow
 
 import flows.retrain as retrain
 import flows.siamese as siamese_flow
-from flows.energy import MODEL_NAME, EnergyParameters
+from flows.energy import EnergyParameters
 from flows.retrain import retrain_all
 from flows.siamese import SiameseParameters
-from lib.settings import load_settings
+from lib.core.settings import load_settings
+from lib.energy.constants import MODEL_NAME
 from tests.fixtures.energy import write_energy_workbook
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
@@ -28,10 +29,10 @@ def broken_fashion_mirror(
 ) -> None:
     """The first Fashion file comes from a mirror holding junk: it fails at once, no retries."""
     mirror = tmp_path / "mirror"
-    pin = siamese_flow.FASHION_TRAIN_IMAGES
+    pin = siamese_flow.TRAIN_IMAGES
     (mirror / pin.mirror_path).parent.mkdir(parents=True)
     (mirror / pin.mirror_path).write_bytes(b"junk")
-    monkeypatch.setattr(siamese_flow, "FASHION_TRAIN_IMAGES", dataclasses.replace(pin, urls=()))
+    monkeypatch.setattr(siamese_flow, "TRAIN_IMAGES", dataclasses.replace(pin, urls=()))
     monkeypatch.setenv("TRAINFLOW_MIRROR", str(mirror))
 
 
@@ -53,7 +54,7 @@ def test_siamese_failure_fails_parent_but_energy_still_registers(tmp_path: Path)
     registry = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
     energy_versions = registry.search_model_versions(f"name = '{MODEL_NAME}'")
     assert [str(v.version) for v in energy_versions] == ["1"]
-    assert not (load_settings().models_dir / "siamese").exists()
+    assert not (load_settings().home / "models" / "siamese").exists()
 
 
 @flow(name="energy")

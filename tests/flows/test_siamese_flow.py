@@ -13,8 +13,8 @@ import pytest
 
 import flows.siamese as siamese_flow
 from flows.siamese import SiameseParameters, siamese_pipeline
-from lib.settings import load_settings
-from lib.siamese_model import PRESETS
+from lib.core.settings import load_settings
+from lib.siamese.recipes import PRESETS
 from tests.fixtures.fashion import write_fashion_mirror
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
@@ -28,10 +28,10 @@ def synthetic_fashion(
     mirror = tmp_path / "mirror"
     pins = write_fashion_mirror(mirror)
     for constant, name in {
-        "FASHION_TRAIN_IMAGES": "train-images-idx3-ubyte.gz",
-        "FASHION_TRAIN_LABELS": "train-labels-idx1-ubyte.gz",
-        "FASHION_TEST_IMAGES": "t10k-images-idx3-ubyte.gz",
-        "FASHION_TEST_LABELS": "t10k-labels-idx1-ubyte.gz",
+        "TRAIN_IMAGES": "train-images-idx3-ubyte.gz",
+        "TRAIN_LABELS": "train-labels-idx1-ubyte.gz",
+        "TEST_IMAGES": "t10k-images-idx3-ubyte.gz",
+        "TEST_LABELS": "t10k-labels-idx1-ubyte.gz",
     }.items():
         monkeypatch.setattr(siamese_flow, constant, pins[name])
     monkeypatch.setitem(
@@ -44,8 +44,8 @@ def synthetic_fashion(
 def test_siamese_flow_trains_registers_serves(synthetic_fashion: Path) -> None:
     summary = siamese_pipeline(SiameseParameters(epochs=4, seed=1))
 
-    assert summary["version"] == "1" and summary["promoted"], summary["reason"]
-    metrics = summary["metrics"]
+    assert summary.version == "1" and summary.promoted, summary.reason
+    metrics = summary.metrics
     assert metrics["accuracy"] > 0.9 and metrics["roc_auc"] > 0.95
     assert 0 < metrics["threshold"] < 2
     reports = list((load_settings().home / "reports" / "siamese").rglob("*.png"))
@@ -59,13 +59,13 @@ def test_siamese_flow_trains_registers_serves(synthetic_fashion: Path) -> None:
     assert len(pairs) == 1 and pairs[0].stat().st_size < 20_000  # indices, not pixels
 
     again = siamese_pipeline(SiameseParameters(epochs=4, seed=1))
-    assert not again["newly_registered"] and again["version"] == "1"
+    assert not again.newly_registered and again.version == "1"
 
     # A new candidate is judged against the champion re-measured on its own test pairs.
     rival = siamese_pipeline(SiameseParameters(epochs=1, seed=2))
-    assert rival["version"] == "2" and rival["champion_metrics"] is not None
-    assert rival["champion_metrics"]["accuracy"] > 0.9
-    assert ("beats" in rival["reason"]) == rival["promoted"]
+    assert rival.version == "2" and rival.champion_metrics is not None
+    assert rival.champion_metrics["accuracy"] > 0.9
+    assert ("beats" in rival.reason) == rival.promoted
 
     script = textwrap.dedent(
         """

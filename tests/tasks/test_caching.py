@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from prefect import flow, task
 
-from lib.refs import FileRef
+from lib.core.refs import FileRef
 from tasks.caching import ContentCache, file_refs
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
@@ -15,7 +15,7 @@ pytestmark = pytest.mark.usefixtures("prefect_api")
 CALLS: list[str] = []
 
 
-@task(cache_policy=ContentCache(modules=("lib.splits",)), persist_result=True)
+@task(cache_policy=ContentCache(entry="lib.energy.splits"), persist_result=True)
 def shout(source: FileRef, suffix: str, out_dir: str) -> FileRef:
     CALLS.append(suffix)
     target = Path(out_dir) / f"{source.sha256[:8]}-{suffix}.txt"
@@ -70,7 +70,7 @@ def test_changed_lib_code_changes_the_key(
 ) -> None:
     CALLS.clear()
     shout_flow(source, "!", str(tmp_path))
-    monkeypatch.setattr("tasks.caching.code_version", lambda modules: "edited")
+    monkeypatch.setattr("tasks.caching.code_version", lambda entries: "edited")
     _, state = shout_flow(source, "!", str(tmp_path))
     assert state == "Completed" and CALLS == ["!", "!"]
 

@@ -1,0 +1,1 @@
+"""What both domains share: settings, files, hashing, fetching, training, the gate, the registry."""

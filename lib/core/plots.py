@@ -1,0 +1,48 @@
+"""Figures a person would rather look at than a table, written to PNG.
+
+Uses matplotlib's object API on an Agg canvas: no global pyplot state, nothing shown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from lib.core.atomic import atomic_path
+
+DPI = 100
+# Loss curves spanning more than this ratio are drawn on a log axis, so late epochs stay visible.
+LOG_SCALE_SPAN = 100
+
+
+def save_figure(figure: Figure, target: Path) -> Path:
+    """Render `figure` to a PNG at `target`, atomically: a reader never sees half a picture."""
+    FigureCanvasAgg(figure)
+    figure.tight_layout()
+    with atomic_path(target) as temporary:
+        figure.savefig(temporary, format="png", dpi=DPI)
+    return target
+
+
+def learning_curves(history: Mapping[str, Sequence[float]], target: Path) -> Path:
+    """Training and validation loss per epoch (log scale when it spans decades)."""
+    return save_figure(learning_curves_figure(history), target)
+
+
+def learning_curves_figure(history: Mapping[str, Sequence[float]]) -> Figure:
+    """The figure `learning_curves` writes, for callers (and tests) that inspect its axes."""
+    figure = Figure(figsize=(7, 4.5))
+    axes = figure.add_subplot(1, 1, 1)
+    for key in ("loss", "val_loss"):
+        if key in history:
+            axes.plot(np.arange(1, len(history[key]) + 1), history[key], label=key)
+    values = [v for key in ("loss", "val_loss") for v in history.get(key, []) if v > 0]
+    if values and max(values) / min(values) > LOG_SCALE_SPAN:
+        axes.set_yscale("log")
+    axes.set(title="learning curves", xlabel="epoch", ylabel="loss")
+    axes.legend()
+    return figure

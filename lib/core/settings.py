@@ -1,0 +1,53 @@
+"""One settings object, read from the environment when asked for (never at import)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+HOME_VARIABLE = "TRAINFLOW_HOME"
+MIRROR_VARIABLE = "TRAINFLOW_MIRROR"
+TRACKING_VARIABLE = "MLFLOW_TRACKING_URI"
+DEFAULT_HOME = Path("~/.trainflow")
+# Where `trainflow ui` serves the Prefect and MLflow UIs by default.
+UI_HOST = "127.0.0.1"
+PREFECT_UI_PORT = 4200
+MLFLOW_UI_PORT = 5000
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where trainflow keeps its state and where it looks for data.
+
+    Attributes:
+        home: the one state directory: raw downloads, Parquet, models, registry DB.
+        tracking_uri: MLflow tracking/registry URI; a SQLite file under `home` by default.
+        mirrors: directories or base URLs tried before the published URLs.
+    """
+
+    home: Path
+    tracking_uri: str
+    mirrors: tuple[str, ...]
+
+    @property
+    def raw_dir(self) -> Path:
+        return self.home / "raw"
+
+    @property
+    def mlflow_ui_url(self) -> str:
+        """Where a person opens the registry: the tracking server, else `trainflow ui`'s MLflow."""
+        if self.tracking_uri.startswith(("http://", "https://")):
+            return self.tracking_uri.rstrip("/")
+        return f"http://{UI_HOST}:{MLFLOW_UI_PORT}"
+
+
+def load_settings(environ: dict[str, str] | None = None) -> Settings:
+    """Read settings from `environ` (default: the process environment)."""
+    env = os.environ if environ is None else environ
+    home = Path(env.get(HOME_VARIABLE) or DEFAULT_HOME).expanduser().resolve()
+    tracking_uri = env.get(TRACKING_VARIABLE) or f"sqlite:///{home / 'mlflow.db'}"
+    mirrors = tuple(
+        part.strip() for part in env.get(MIRROR_VARIABLE, "").split(",") if part.strip()
+    )
+    return Settings(home=home, tracking_uri=tracking_uri, mirrors=mirrors)

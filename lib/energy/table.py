@@ -1,0 +1,299 @@
+"""The energy table (UCI ENB2012): its schema, validation, and Parquet with provenance.
+
+Raw cells come from `lib.core.table_files` (which owns file safety); here they are checked against
+the schema (every column numeric, finite, present in every row, within physical bounds) and
+typed, then written to Parquet with an explicit schema and the provenance a later step needs
+to trust the file: source hash and name, sheet, schema version, row count and code version.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import numbers
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from lib.core.atomic import atomic_path
+from lib.core.provenance import METADATA_KEY, PARQUET_COMPRESSION, read_json_metadata
+from lib.core.table_files import (
+    Cells,
+    WorkbookError,
+    format_rows,
+    read_csv_cells,
+    read_parquet_cells,
+    read_xlsx_cells,
+)
+from lib.energy.constants import FEATURES, TARGETS
+
+SCHEMA_VERSION = "1"
+"""Bump when columns, types or bounds change, so Parquet from older rules is told apart."""
+
+# Physical bounds: wide enough for any user's building survey of the same schema, narrow
+# enough to catch unit mix-ups and typing slips (the UCI data sits well inside all of them).
+MAX_RELATIVE_COMPACTNESS = 1.5
+"""Relative compactness is volume/area normalised to a cube-ish shape; UCI spans 0.62..0.98."""
+MAX_AREA_M2 = 10_000.0
+"""Surface, wall and roof areas in m²; UCI's largest is 808.5."""
+MAX_HEIGHT_M = 100.0
+"""Overall height in m; UCI has 3.5 and 7."""
+ORIENTATION_CODES = (2, 5)
+"""X6 orientation: 2 north, 3 east, 4 south, 5 west."""
+MAX_GLAZING_AREA = 1.0
+"""X7 glazing area as a fraction of floor area; UCI uses 0, 0.1, 0.25, 0.4."""
+GLAZING_DISTRIBUTION_CODES = (0, 5)
+"""X8 glazing distribution: 0 none, 1 uniform, 2..5 mostly north/east/south/west."""
+MAX_LOAD_KWH_M2 = 500.0
+"""Heating and cooling loads in kWh/m²; UCI spans 6..48."""
+
+SOURCE_SHA256_KEY = "source_sha256"
+SOURCE_NAME_KEY = "source_name"
+SHEET_KEY = "sheet"
+SCHEMA_VERSION_KEY = "schema_version"
+ROW_COUNT_KEY = "row_count"
+CODE_VERSION_KEY = "code_version"
+
+_WORKBOOK_SUFFIXES = (".xlsx",)
+_CSV_SUFFIXES = (".csv",)
+_PARQUET_SUFFIXES = (".parquet", ".pq")
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """One schema column: its meaning and the values it may hold.
+
+    Attributes:
+        name: header as in the UCI workbook.
+        meaning: what the column measures, for error messages.
+        low: smallest plausible value.
+        high: largest plausible value.
+        low_open: whether `low` itself is excluded.
+        high_open: whether `high` itself is excluded.
+        integer: an integer-coded category (stored as int64, see `parquet_schema`).
+    """
+
+    name: str
+    meaning: str
+    low: float
+    high: float
+    low_open: bool = False
+    high_open: bool = False
+    integer: bool = False
+
+    @property
+    def interval(self) -> str:
+        """The allowed values in interval notation, e.g. ``(0, 1.5]``."""
+        low = int(self.low) if self.integer else self.low
+        high = int(self.high) if self.integer else self.high
+        return f"{'(' if self.low_open else '['}{low:g}, {high:g}{')' if self.high_open else ']'}"
+
+    def admits(self, value: float) -> bool:
+        """Whether a finite `value` lies within the bounds (and is whole, for codes)."""
+        above = value > self.low if self.low_open else value >= self.low
+        below = value < self.high if self.high_open else value <= self.high
+        return above and below and (not self.integer or value.is_integer())
+
+
+ENERGY_COLUMNS = (
+    ColumnSpec("X1", "relative compactness", 0.0, MAX_RELATIVE_COMPACTNESS, low_open=True),
+    ColumnSpec("X2", "surface area, m²", 0.0, MAX_AREA_M2, low_open=True, high_open=True),
+    ColumnSpec("X3", "wall area, m²", 0.0, MAX_AREA_M2, low_open=True, high_open=True),
+    ColumnSpec("X4", "roof area, m²", 0.0, MAX_AREA_M2, low_open=True, high_open=True),
+    ColumnSpec("X5", "overall height, m", 0.0, MAX_HEIGHT_M, low_open=True),
+    ColumnSpec("X6", "orientation code", *ORIENTATION_CODES, integer=True),
+    ColumnSpec("X7", "glazing area fraction", 0.0, MAX_GLAZING_AREA),
+    ColumnSpec("X8", "glazing distribution code", *GLAZING_DISTRIBUTION_CODES, integer=True),
+    ColumnSpec("Y1", "heating load, kWh/m²", 0.0, MAX_LOAD_KWH_M2),
+    ColumnSpec("Y2", "cooling load, kWh/m²", 0.0, MAX_LOAD_KWH_M2),
+)
+_SPECS = {spec.name: spec for spec in ENERGY_COLUMNS}
+
+
+def parquet_schema(columns: Sequence[str]) -> pa.Schema:
+    """The explicit Arrow schema of energy columns: float64 measures, int64 category codes.
+
+    X6 and X8 are int64 rather than int8: Parquet's dictionary and run-length encoding make
+    small codes as cheap on disk either way, pandas and NumPy default to int64 (no silent
+    upcasts on concat or merge), and int8 arithmetic wraps around silently. Columns are not
+    nullable because validation forbids missing values.
+
+    Raises:
+        ValueError: a column is not in the energy schema.
+    """
+    unknown = [name for name in columns if name not in _SPECS]
+    if unknown:
+        raise ValueError(
+            f"Expected energy columns from {', '.join(_SPECS)}. Received: {', '.join(unknown)}"
+        )
+    return pa.schema(
+        [
+            pa.field(name, pa.int64() if _SPECS[name].integer else pa.float64(), nullable=False)
+            for name in columns
+        ]
+    )
+
+
+def read_energy_workbook(path: Path) -> pd.DataFrame:
+    """Read and validate the energy workbook: features X1..X8 and targets Y1, Y2, typed.
+
+    Raises:
+        WorkbookError: the file is unreadable or hostile, or a column or cell breaks the
+            schema; the message names the file, sheet, column, rows and expectation.
+    """
+    frame, _ = _read_energy(path)
+    return frame
+
+
+def read_feature_table(path: Path) -> pd.DataFrame:
+    """Read prediction inputs: X1..X8 from an .xlsx, .csv or .parquet file, validated.
+
+    Target columns may be present and are ignored; other columns are ignored too.
+
+    Raises:
+        WorkbookError: unsupported suffix, unreadable file, or a feature column or cell
+            breaks the schema.
+    """
+    suffix = path.suffix.lower()
+    if suffix in _WORKBOOK_SUFFIXES:
+        cells = read_xlsx_cells(path, FEATURES)
+    elif suffix in _CSV_SUFFIXES:
+        cells = read_csv_cells(path, FEATURES)
+    elif suffix in _PARQUET_SUFFIXES:
+        cells = read_parquet_cells(path, FEATURES)
+    else:
+        accepted = ", ".join(_WORKBOOK_SUFFIXES + _CSV_SUFFIXES + _PARQUET_SUFFIXES)
+        raise WorkbookError(
+            f"'{path}': expected a feature table with suffix {accepted}. Received: {suffix!r}."
+        )
+    return validate_cells(cells)
+
+
+def validate_cells(cells: Cells) -> pd.DataFrame:
+    """Check every cell against its column's spec and return the typed frame.
+
+    All problems are gathered first, so one error lists every bad column at once.
+
+    Raises:
+        WorkbookError: any cell is missing, not a number, not finite or out of bounds.
+    """
+    problems: list[str] = []
+    data: dict[str, np.ndarray] = {}
+    for index, name in enumerate(cells.columns):
+        spec = _SPECS[name]
+        values = [row[index] for row in cells.rows]
+        issues, floats = _check_column(spec, values, cells.first_row)
+        problems.extend(f"  column '{name}' ({spec.meaning}): {issue}" for issue in issues)
+        column = np.array(floats, dtype=np.float64)
+        data[name] = column.astype(np.int64) if spec.integer and not issues else column
+    if problems:
+        raise WorkbookError(f"Invalid energy table in {cells.location}:\n" + "\n".join(problems))
+    return pd.DataFrame(data, columns=list(cells.columns))
+
+
+def write_parquet(frame: pd.DataFrame, target: Path, provenance: dict[str, Any]) -> None:
+    """Write energy columns with `parquet_schema`, `provenance` as JSON in the file's metadata.
+
+    The provenance sits under the one key every trainflow Parquet file uses
+    (`lib.core.provenance`). Temp-then-rename: `target` appears whole or not at all.
+
+    Raises:
+        ValueError: a column is not in the energy schema.
+        TypeError: the provenance is not JSON-serialisable.
+    """
+    schema = parquet_schema(list(frame.columns))
+    table = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
+    table = table.replace_schema_metadata({METADATA_KEY: json.dumps(provenance, sort_keys=True)})
+    with atomic_path(target) as temporary:
+        pq.write_table(table, temporary, compression=PARQUET_COMPRESSION)
+
+
+def read_parquet_metadata(path: Path) -> dict[str, Any]:
+    """The provenance `write_parquet` stored, reading only the file's schema.
+
+    Raises:
+        WorkbookError: the file is no Parquet, or holds no trainflow provenance.
+    """
+    return read_json_metadata(path, METADATA_KEY, WorkbookError)
+
+
+def excel_to_parquet(source: Path, target: Path, *, source_sha256: str, code_version: str) -> int:
+    """Validate the energy workbook and write it as Parquet with provenance; return rows written.
+
+    `source_sha256` is checked against the bytes actually parsed, so the provenance cannot
+    name a different file than the one converted. On any error nothing is written.
+
+    Raises:
+        WorkbookError: the workbook breaks the schema, or its hash is not `source_sha256`.
+    """
+    frame, cells = _read_energy(source)
+    if cells.sha256 != source_sha256.lower():
+        raise WorkbookError(
+            f"'{source}': expected content with sha256 {source_sha256}. Received: sha256 "
+            f"{cells.sha256} (the file changed after it was hashed)."
+        )
+    metadata = {
+        SOURCE_SHA256_KEY: cells.sha256,
+        SOURCE_NAME_KEY: source.name,
+        SHEET_KEY: cells.sheet or "",
+        SCHEMA_VERSION_KEY: SCHEMA_VERSION,
+        ROW_COUNT_KEY: str(len(frame)),
+        CODE_VERSION_KEY: code_version,
+    }
+    write_parquet(frame, target, metadata)
+    return len(frame)
+
+
+def _read_energy(path: Path) -> tuple[pd.DataFrame, Cells]:
+    cells = read_xlsx_cells(path, FEATURES + TARGETS)
+    return validate_cells(cells), cells
+
+
+def _as_float(value: numbers.Real) -> float:
+    try:
+        return float(value)
+    except OverflowError:  # an int too big for a float, e.g. <v>1000...0</v>
+        return math.copysign(math.inf, value)
+
+
+def _show(value: object) -> str:
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def _check_column(
+    spec: ColumnSpec, values: list[object], first_row: int
+) -> tuple[list[str], list[float]]:
+    """One sentence per kind of problem in a column (each listing its first few rows), and
+    the column's values as floats (complete only when there is no problem)."""
+    floats: list[float] = []
+    missing: list[str] = []
+    not_numbers: list[str] = []
+    not_finite: list[str] = []
+    out_of_bounds: list[str] = []
+    for offset, value in enumerate(values):
+        row = first_row + offset
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            missing.append(str(row))
+        elif isinstance(value, bool) or not isinstance(value, numbers.Real):
+            not_numbers.append(f"row {row} = {_show(value)}")
+        elif not math.isfinite(number := _as_float(value)):
+            not_finite.append(f"row {row} = {number}")
+        elif not spec.admits(number):
+            out_of_bounds.append(f"row {row} = {value}")
+        else:
+            floats.append(number)
+    kind = "an integer" if spec.integer else "a number"
+    found = [
+        (missing, "expected a value in every row. Received: blank or NaN in rows "),
+        (not_numbers, "expected a number. Received: "),
+        (not_finite, "expected a finite number. Received: "),
+        (out_of_bounds, f"expected {kind} in {spec.interval}. Received: "),
+    ]
+    # No closing full stop: "row 4 = 900." would read as a float.
+    return [f"{sentence}{format_rows(items)}" for items, sentence in found if items], floats

@@ -1,0 +1,80 @@
+"""Train the energy model: the step the flow, the benchmarks and the tests all call."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from lib.core.training import EpochHook, FitResult, TrainedFiles, checkpoint_dir, fit, save_trained
+from lib.energy.constants import OUTPUT_NAMES
+from lib.energy.model import build_energy_model
+from lib.energy.recipes import EnergyRecipe
+from lib.energy.splits import load_part
+
+
+def output_targets(y: np.ndarray) -> dict[str, np.ndarray]:
+    """``(n, 2)`` loads as the model's named outputs."""
+    return {name: y[:, i] for i, name in enumerate(OUTPUT_NAMES)}
+
+
+def fit_energy(
+    recipe: EnergyRecipe,
+    train: tuple[np.ndarray, np.ndarray],
+    validation: tuple[np.ndarray, np.ndarray],
+    *,
+    seed: int,
+    backup: Path,
+    on_epoch: EpochHook | None = None,
+    verbose: int | str = 0,
+) -> tuple[keras.Model, FitResult]:
+    """Build the model from the training rows' statistics and fit it as `recipe` says.
+
+    Args:
+        train: raw features ``(n, 8)`` and loads ``(n, 2)`` of the training rows.
+        validation: the same for the validation rows.
+        seed: seeds the weights and the batch order.
+        backup: where the resumable state of the fit lives (see `lib.core.training.fit`).
+    """
+    keras.utils.set_random_seed(seed)
+    model = build_energy_model(recipe, *train)
+    result = fit(
+        model,
+        (train[0], output_targets(train[1])),
+        (validation[0], output_targets(validation[1])),
+        epochs=recipe.epochs,
+        batch_size=recipe.batch_size,
+        checkpoint_dir=backup,
+        early_stopping_patience=recipe.early_stopping_patience,
+        reduce_lr_patience=recipe.reduce_lr_patience,
+        on_epoch=on_epoch,
+        verbose=verbose,
+    )
+    return model, result
+
+
+def train_energy(
+    table: Path,
+    split: Path,
+    recipe: EnergyRecipe,
+    seed: int,
+    folder: Path,
+    *,
+    on_epoch: EpochHook | None = None,
+    verbose: int | str = 0,
+) -> TrainedFiles:
+    """Fit on the stored split's training rows and save the model and history in `folder`.
+
+    A killed or retried call with the same `folder` resumes from its last finished epoch.
+    """
+    model, result = fit_energy(
+        recipe,
+        load_part(table, split, "train"),
+        load_part(table, split, "validation"),
+        seed=seed,
+        backup=checkpoint_dir(folder),
+        on_epoch=on_epoch,
+        verbose=verbose,
+    )
+    return save_trained(model, result, folder)

@@ -1,0 +1,1 @@
+"""The Fashion-MNIST siamese domain: IDX data, pairs, model, train, evaluate, serve."""

@@ -1,0 +1,80 @@
+"""Train the siamese model: the step the flow, the benchmarks and the tests all call."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from lib.core.training import EpochHook, FitResult, TrainedFiles, checkpoint_dir, fit, save_trained
+from lib.siamese.data import pair_dataset
+from lib.siamese.idx import read_image_table
+from lib.siamese.model import build_siamese_model, training_dataset
+from lib.siamese.pairs import Pairs, read_pairs
+from lib.siamese.recipes import SiameseRecipe
+
+EVALUATION_BATCH = 1024
+"""Pairs per batch when only predicting (validation during training, evaluation)."""
+
+
+def fit_siamese(
+    recipe: SiameseRecipe,
+    images: np.ndarray,
+    labels: np.ndarray,
+    kept: np.ndarray,
+    validation: Pairs,
+    *,
+    seed: int,
+    backup: Path,
+    on_epoch: EpochHook | None = None,
+    verbose: int | str = 0,
+) -> tuple[keras.Model, FitResult]:
+    """Fit on pairs of the `kept` training images; validation pairs are scored every epoch.
+
+    Images are gathered by index batch by batch (`lib.siamese.data`), never copied.
+    """
+    keras.utils.set_random_seed(seed)
+    model = build_siamese_model(recipe)
+    result = fit(
+        model,
+        training_dataset(recipe, images, labels, kept, seed),
+        pair_dataset(images, validation, EVALUATION_BATCH),
+        epochs=recipe.epochs,
+        checkpoint_dir=backup,
+        early_stopping_patience=recipe.early_stopping_patience,
+        reduce_lr_patience=recipe.reduce_lr_patience,
+        on_epoch=on_epoch,
+        verbose=verbose,
+    )
+    return model, result
+
+
+def train_siamese(
+    train_table: Path,
+    train_indices: Path,
+    validation_pairs: Path,
+    recipe: SiameseRecipe,
+    seed: int,
+    folder: Path,
+    *,
+    on_epoch: EpochHook | None = None,
+    verbose: int | str = 0,
+) -> TrainedFiles:
+    """Fit from stored files and save the model and history in `folder`.
+
+    A killed or retried call with the same `folder` resumes from its last finished epoch.
+    """
+    images, labels = read_image_table(train_table)
+    model, result = fit_siamese(
+        recipe,
+        images,
+        labels,
+        np.load(train_indices),
+        read_pairs(validation_pairs),
+        seed=seed,
+        backup=checkpoint_dir(folder),
+        on_epoch=on_epoch,
+        verbose=verbose,
+    )
+    return save_trained(model, result, folder)

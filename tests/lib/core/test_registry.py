@@ -1,0 +1,291 @@
+"""The MLflow registry and the pyfunc wrapper, on a temporary SQLite registry.
+
+Every MLflow-heavy step runs once in the module-scoped `registry` fixture (a fresh SQLite
+database costs seconds of migrations); the tests read what it recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+import mlflow
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from lib.core.registry import (
+    CANDIDATE_TAG,
+    CHAMPION_ALIAS,
+    DECISION_TAG,
+    REASON_TAG,
+    Candidate,
+    Registration,
+    champion,
+    connect,
+    model_version_url,
+    register,
+)
+from lib.core.training import save_model
+from lib.energy.constants import FEATURES, TARGETS
+from lib.energy.model import build_energy_model
+from lib.energy.recipes import PRESETS
+from lib.energy.serving import EnergyPyfunc
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+NAME = "energy-efficiency-test"
+EXPERIMENT = "test"
+N_ROWS = 24
+SEED = 5
+TOLERANCE = 1e-5
+PIP_REQUIREMENTS = ("tensorflow", "keras", "mlflow", "pandas")
+CHAMPION_URI = f"models:/{NAME}@{CHAMPION_ALIAS}"
+
+# The fixture's models are saved untrained, so their optimizers have no slots to restore.
+pytestmark = pytest.mark.filterwarnings("ignore:Skipping variable loading for optimizer")
+
+
+def _rows(n_rows: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Raw ENB2012-like features (X6 coded 2..5, X8 0..5) and two loads."""
+    rng = np.random.default_rng(seed)
+    features = np.column_stack(
+        [
+            rng.choice([0.62, 0.74, 0.86, 0.98], n_rows),
+            rng.choice([514.5, 661.5, 808.5], n_rows),
+            rng.choice([245.0, 318.5, 416.5], n_rows),
+            rng.choice([110.25, 147.0, 220.5], n_rows),
+            rng.choice([3.5, 7.0], n_rows),
+            rng.integers(2, 6, n_rows),
+            rng.choice([0.0, 0.1, 0.25, 0.4], n_rows),
+            rng.integers(0, 6, n_rows),
+        ]
+    ).astype("float32")
+    loads = 4.0 * features[:, [4]] + 25.0 * features[:, [6]] + rng.normal(0, 1, (n_rows, 2))
+    return features, loads.astype("float32")
+
+
+def _candidate(candidate_id: str, keras_path: Path, rmse: float, plot: Path) -> Candidate:
+    return Candidate(
+        candidate_id=candidate_id,
+        keras_path=keras_path,
+        python_model=EnergyPyfunc(),
+        params={"preset": "default", "epochs": 3, "one_hot": ["X6", "X8"]},
+        metrics={"rmse": rmse, "r2": 0.95},
+        history={"loss": [3.0, 2.0, 1.5]},
+        tags={"trainflow.data_sha256": "d" * 64},
+        artifacts=[plot],
+    )
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What the fixture did to the registry, for the tests to check."""
+
+    client: MlflowClient
+    uri: str
+    root: Path
+    first: Registration  # candidate "a", promote=False on a fresh registry
+    champion_after_first: Any
+    second: Registration  # candidate "b", promote=True
+    repeat: Registration  # candidate "b" again
+    third: Registration  # candidate "c", promote=False
+    frame: pd.DataFrame  # X1..X8 in raw units
+    expected: np.ndarray  # the champion's (model b's) own Keras predictions, (n, 2)
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recorded]:
+    root = tmp_path_factory.mktemp("registry")
+    uri = f"sqlite:///{root}/mlflow.db"
+    with pytest.MonkeyPatch.context() as patch:
+        # connect() sets process-wide state (module globals, and env vars that subprocesses
+        # inherit); record the originals so later test modules start clean.
+        patch.setenv("MLFLOW_TRACKING_URI", uri)
+        patch.setenv("MLFLOW_EXPERIMENT_ID", "")
+        patch.setattr("mlflow.tracking._tracking_service.utils._tracking_uri", None)
+        patch.setattr("mlflow.tracking._model_registry.utils._registry_uri", None)
+        patch.setattr("mlflow.tracking.fluent._active_experiment_id", None)
+        patch.chdir(root)  # anything MLflow writes relative to the cwd stays in the temp dir
+        client = connect(uri, EXPERIMENT, root / "artifacts")
+
+        features, targets = _rows(N_ROWS, SEED)
+        paths = {}
+        models = {}
+        for key, seed in (("a", SEED), ("b", SEED + 1)):
+            keras.utils.set_random_seed(seed)
+            models[key] = build_energy_model(PRESETS["default"], features, targets)
+            paths[key] = root / f"{key}.keras"
+            save_model(models[key], paths[key])
+        plot = root / "learning_curves.png"
+        plot.write_bytes(b"\x89PNG\r\n\x1a\n")
+
+        def run(candidate_id: str, key: str, promote: bool, reason: str) -> Registration:
+            rmse = 2.0 if key == "a" else 1.0
+            return register(
+                client,
+                NAME,
+                _candidate(candidate_id, paths[key], rmse, plot),
+                promote=promote,
+                reason=reason,
+                pip_requirements=PIP_REQUIREMENTS,
+            )
+
+        first = run("a" * 64, "a", promote=False, reason="candidate r2=0.5 fails the floor >= 0.9")
+        champion_after_first = champion(client, NAME)
+        second = run("b" * 64, "b", promote=True, reason="no champion yet; rmse=1")
+        repeat = run("b" * 64, "b", promote=True, reason="should not be used")
+        third = run("c" * 64, "a", promote=False, reason="candidate rmse=2 does not beat rmse=1")
+        yield Recorded(
+            client=client,
+            uri=uri,
+            root=root,
+            first=first,
+            champion_after_first=champion_after_first,
+            second=second,
+            repeat=repeat,
+            third=third,
+            frame=pd.DataFrame(features, columns=list(FEATURES)),
+            expected=np.column_stack(models["b"].predict(features, verbose=0)),
+        )
+
+
+def test_versions_are_numbered_in_registration_order(registry: Recorded) -> None:
+    assert (registry.first.version, registry.second.version, registry.third.version) == (
+        "1",
+        "2",
+        "3",
+    )
+    assert all(
+        r.newly_registered and r.name == NAME and r.run_id
+        for r in (registry.first, registry.second, registry.third)
+    )
+
+
+def test_champion_alias_is_set_only_on_promotion(registry: Recorded) -> None:
+    assert registry.champion_after_first is None  # version 1 was registered, not promoted
+    assert not registry.first.promoted
+    assert registry.second.promoted
+
+
+def test_promote_false_leaves_the_champion_where_it_was(registry: Recorded) -> None:
+    assert not registry.third.promoted
+    current = champion(registry.client, NAME)
+    assert current is not None and str(current.version) == registry.second.version
+    aliases = registry.client.get_registered_model(NAME).aliases
+    assert {alias: str(version) for alias, version in aliases.items()} == {
+        CHAMPION_ALIAS: registry.second.version
+    }
+
+
+def test_version_tags_record_candidate_decision_reason_and_metrics(registry: Recorded) -> None:
+    first = registry.client.get_model_version(NAME, registry.first.version).tags
+    assert first[CANDIDATE_TAG] == "a" * 64
+    assert first[DECISION_TAG] == "kept champion"
+    assert first[REASON_TAG] == "candidate r2=0.5 fails the floor >= 0.9"
+    assert first["metric.rmse"] == "2" and first["metric.r2"] == "0.95"
+    assert first["trainflow.data_sha256"] == "d" * 64
+    second = registry.client.get_model_version(NAME, registry.second.version).tags
+    assert second[DECISION_TAG] == "promoted"
+    assert second[REASON_TAG] == "no champion yet; rmse=1"
+    assert second["metric.rmse"] == "1"
+
+
+def test_the_run_holds_params_metrics_history_and_plots(registry: Recorded) -> None:
+    run = registry.client.get_run(registry.second.run_id)
+    assert run.data.params["preset"] == "default"  # strings as they are
+    assert json.loads(run.data.params["one_hot"]) == ["X6", "X8"]  # the rest as JSON
+    assert run.data.metrics["rmse"] == 1.0
+    assert run.data.tags[CANDIDATE_TAG] == "b" * 64
+    history = registry.client.get_metric_history(registry.second.run_id, "epoch_loss")
+    assert [(m.step, m.value) for m in history] == [(0, 3.0), (1, 2.0), (2, 1.5)]
+    plots = registry.client.list_artifacts(registry.second.run_id, "plots")
+    assert [Path(item.path).name for item in plots] == ["learning_curves.png"]
+    assert str(registry.root / "artifacts") in run.info.artifact_uri  # not ./mlruns
+
+
+def test_registering_the_same_candidate_again_adds_no_version(registry: Recorded) -> None:
+    repeat = registry.repeat
+    assert not repeat.newly_registered
+    assert not repeat.promoted
+    assert repeat.version == registry.second.version
+    assert repeat.run_id == registry.second.run_id
+    assert f"already version {registry.second.version}" in repeat.reason
+    versions = registry.client.search_model_versions(f"name = '{NAME}'")
+    assert sorted(int(v.version) for v in versions) == [1, 2, 3]
+
+
+@pytest.fixture(scope="module")
+def served(registry: Recorded) -> Any:
+    """The champion as a user loads it, by alias."""
+    return mlflow.pyfunc.load_model(CHAMPION_URI)
+
+
+def test_champion_predicts_y1_y2_from_raw_features(registry: Recorded, served: Any) -> None:
+    frame = registry.frame.set_index(pd.RangeIndex(100, 100 + N_ROWS))
+    predicted = served.predict(frame)
+    assert list(predicted.columns) == list(TARGETS)
+    assert list(predicted.index) == list(frame.index)  # rows stay aligned with the input
+    np.testing.assert_allclose(predicted.to_numpy(), registry.expected, rtol=0, atol=TOLERANCE)
+
+
+def test_champion_accepts_extra_columns_in_any_order(registry: Recorded, served: Any) -> None:
+    frame = registry.frame[list(reversed(FEATURES))].assign(building="A")
+    np.testing.assert_allclose(served.predict(frame).to_numpy(), registry.expected, atol=TOLERANCE)
+
+
+def test_champion_names_a_missing_column(registry: Recorded, served: Any) -> None:
+    with pytest.raises(ValueError, match=r"missing X3\)"):
+        served.predict(registry.frame.drop(columns=["X3"]))
+
+
+CHILD = """
+import sys
+import numpy as np
+import pandas as pd
+import mlflow.pyfunc
+
+model = mlflow.pyfunc.load_model(sys.argv[1])
+predicted = model.predict(pd.read_parquet(sys.argv[2]))
+assert list(predicted.columns) == ["Y1", "Y2"], list(predicted.columns)
+np.save(sys.argv[3], predicted.to_numpy())
+"""
+
+
+def test_champion_loads_in_a_fresh_process(registry: Recorded) -> None:
+    features = registry.root / "features.parquet"
+    registry.frame.to_parquet(features)
+    output = registry.root / "fresh.npy"
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": registry.uri,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
+    env.pop("MLFLOW_EXPERIMENT_ID", None)
+    result = subprocess.run(
+        [sys.executable, "-c", CHILD, CHAMPION_URI, str(features), str(output)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=registry.root,
+        check=False,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    np.testing.assert_allclose(np.load(output), registry.expected, rtol=0, atol=TOLERANCE)
+
+
+def test_model_version_url_routes_to_the_version_page() -> None:
+    assert (
+        model_version_url("http://127.0.0.1:5000/", "a model/x", "3")
+        == "http://127.0.0.1:5000/#/models/a%20model%2Fx/versions/3"
+    )

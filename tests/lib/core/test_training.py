@@ -1,0 +1,185 @@
+"""fit(): history, progress hook, early stopping, resume after a crash; atomic saves."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from lib.core.training import fit, save_model, write_history
+
+SEED = 3
+N_TRAIN, N_VALIDATION, N_FEATURES = 32, 16, 4
+TOLERANCE = 1e-6
+LEARNING_RATE = 0.05
+
+
+class Killed(RuntimeError):
+    """Stands in for the process dying (OOM, pre-emption) in the middle of training."""
+
+
+def _linear_problem() -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    rng = np.random.default_rng(SEED)
+    x = rng.normal(size=(N_TRAIN + N_VALIDATION, N_FEATURES)).astype("float32")
+    y = (x @ np.array([1.0, -2.0, 0.5, 3.0]) + 1.0).astype("float32")[:, None]
+    return (x[:N_TRAIN], y[:N_TRAIN]), (x[N_TRAIN:], y[N_TRAIN:])
+
+
+def _noise_problem() -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """Targets unrelated to the inputs: validation loss only worsens once the mean is learnt."""
+    rng = np.random.default_rng(SEED)
+    x = rng.normal(size=(N_TRAIN + N_VALIDATION, N_FEATURES)).astype("float32")
+    y = rng.normal(size=(N_TRAIN + N_VALIDATION, 1)).astype("float32")
+    return (x[:N_TRAIN], y[:N_TRAIN]), (x[N_TRAIN:], y[N_TRAIN:])
+
+
+def _model(hidden: int = 0, learning_rate: float = LEARNING_RATE) -> keras.Model:
+    keras.utils.set_random_seed(SEED)  # equal initial weights for every model built here
+    layers: list[keras.layers.Layer] = [keras.Input(shape=(N_FEATURES,))]
+    if hidden:
+        layers.append(keras.layers.Dense(hidden, activation="relu"))
+    layers.append(keras.layers.Dense(1))
+    model = keras.Sequential(layers)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate), loss="mse")
+    return model
+
+
+class Recorder:
+    """An `on_epoch` hook that remembers its calls and can crash the run after a given epoch."""
+
+    def __init__(self, crash_after: int | None = None) -> None:
+        self.calls: list[tuple[int, int, dict[str, float]]] = []
+        self._crash_after = crash_after
+
+    def __call__(self, epoch: int, total: int, logs: dict[str, float]) -> None:
+        self.calls.append((epoch, total, logs))
+        if epoch == self._crash_after:
+            raise Killed(f"killed after epoch {epoch}")
+
+    @property
+    def epochs(self) -> list[int]:
+        return [epoch for epoch, _, _ in self.calls]
+
+
+def test_fit_returns_history_epochs_and_time(tmp_path: Path) -> None:
+    train, validation = _linear_problem()
+    result = fit(
+        _model(), train, validation, epochs=3, batch_size=N_TRAIN, checkpoint_dir=tmp_path / "ckpt"
+    )
+    assert {"loss", "val_loss"} <= set(result.history)
+    assert all(len(values) == 3 for values in result.history.values())
+    assert all(isinstance(value, float) for value in result.history["loss"])
+    assert result.epochs_run == 3
+    assert result.seconds > 0
+    assert not (tmp_path / "ckpt").exists()  # a finished run deletes its backup
+
+
+def test_on_epoch_hook_is_called_once_per_epoch_counting_from_one(tmp_path: Path) -> None:
+    train, validation = _linear_problem()
+    hook = Recorder()
+    fit(_model(), train, validation, epochs=3, batch_size=8, checkpoint_dir=tmp_path, on_epoch=hook)
+    assert hook.epochs == [1, 2, 3]
+    assert {total for _, total, _ in hook.calls} == {3}
+    for _, _, logs in hook.calls:
+        assert {"loss", "val_loss"} <= set(logs)
+        assert all(isinstance(value, float) for value in logs.values())
+
+
+def test_fit_accepts_tf_data_datasets(tmp_path: Path) -> None:
+    (x, y), (x_val, y_val) = _linear_problem()
+    train = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
+    validation = tf.data.Dataset.from_tensor_slices((x_val, y_val)).batch(8)
+    result = fit(_model(), train, validation, epochs=2, batch_size=999, checkpoint_dir=tmp_path)
+    assert result.epochs_run == 2
+    assert len(result.history["val_loss"]) == 2
+
+
+def test_early_stopping_stops_and_restores_the_best_weights(tmp_path: Path) -> None:
+    train, validation = _noise_problem()
+    model = _model(hidden=64)
+    epochs = 200
+    result = fit(
+        model,
+        train,
+        validation,
+        epochs=epochs,
+        batch_size=N_TRAIN,
+        checkpoint_dir=tmp_path,
+        early_stopping_patience=3,
+    )
+    assert result.epochs_run < epochs
+    best = int(np.argmin(result.history["val_loss"]))
+    assert best == result.epochs_run - 1 - 3  # stopped `patience` epochs after the best
+    restored = model.evaluate(*validation, verbose=0)
+    assert restored == pytest.approx(min(result.history["val_loss"]), rel=1e-5)
+    assert restored < result.history["val_loss"][-1]
+
+
+def test_reduce_lr_on_plateau_lowers_the_learning_rate(tmp_path: Path) -> None:
+    train, validation = _noise_problem()
+    model = _model(hidden=64, learning_rate=LEARNING_RATE)
+    # On this problem validation loss is worse at epoch 3 than at 2: patience 1 halves the rate.
+    fit(
+        model,
+        train,
+        validation,
+        epochs=5,
+        batch_size=N_TRAIN,
+        checkpoint_dir=tmp_path,
+        reduce_lr_patience=1,
+    )
+    assert float(model.optimizer.learning_rate.numpy()) <= LEARNING_RATE / 2
+
+
+def test_a_killed_run_resumes_from_its_last_finished_epoch(tmp_path: Path) -> None:
+    train, validation = _linear_problem()
+    checkpoint_dir = tmp_path / "ckpt"
+    common: dict[str, Any] = {"epochs": 6, "batch_size": N_TRAIN, "checkpoint_dir": checkpoint_dir}
+
+    first = Recorder(crash_after=3)
+    with pytest.raises(Killed, match="after epoch 3"):
+        fit(_model(), train, validation, on_epoch=first, **common)
+    assert first.epochs == [1, 2, 3]
+    assert any(checkpoint_dir.iterdir())  # the backup survives the crash
+
+    # A new process: a freshly built model, the same checkpoint directory.
+    resumed_model = _model()
+    second = Recorder()
+    result = fit(resumed_model, train, validation, on_epoch=second, **common)
+    assert second.epochs == [4, 5, 6]
+    assert {total for _, total, _ in second.calls} == {6}
+    assert result.epochs_run == 3
+    assert not checkpoint_dir.exists()
+
+    # Full-batch steps are deterministic: crash + resume lands where an unbroken run does,
+    # which needs the weights and the optimizer's moments restored, not just the epoch count.
+    unbroken = _model()
+    fit(unbroken, train, validation, **{**common, "checkpoint_dir": tmp_path / "other"})
+    for resumed, reference in zip(resumed_model.get_weights(), unbroken.get_weights(), strict=True):
+        np.testing.assert_allclose(resumed, reference, rtol=0, atol=TOLERANCE)
+
+
+def test_save_model_returns_the_sha256_of_the_written_file(tmp_path: Path) -> None:
+    keras.utils.set_random_seed(SEED)
+    model = keras.Sequential([keras.Input(shape=(N_FEATURES,)), keras.layers.Dense(1)])
+    target = tmp_path / "models" / "energy.keras"
+    digest = save_model(model, target)
+    assert digest == hashlib.sha256(target.read_bytes()).hexdigest()
+    assert sorted(path.name for path in target.parent.iterdir()) == ["energy.keras"]
+    reloaded = keras.saving.load_model(target, safe_mode=True)
+    x = np.ones((2, N_FEATURES), dtype="float32")
+    np.testing.assert_allclose(reloaded.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_write_history_round_trips_through_json(tmp_path: Path) -> None:
+    history = {"loss": [2.5, 1.25, 0.625], "val_loss": [3.0, 2.0, 1.5]}
+    target = tmp_path / "runs" / "history.json"
+    write_history(history, target)
+    assert json.loads(target.read_text()) == history
+    assert sorted(path.name for path in target.parent.iterdir()) == ["history.json"]

@@ -1,0 +1,83 @@
+"""Image files -> 28x28 uint8: sizes, colour, transparency, inversion, and bad files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from lib.siamese.images import ImageFormatError, load_image_28x28
+
+
+def _save(image: Image.Image, path: Path, **options: object) -> Path:
+    image.save(path, **options)
+    return path
+
+
+def test_png_of_any_size_becomes_28x28_uint8(tmp_path: Path) -> None:
+    path = _save(Image.new("L", (97, 41), 200), tmp_path / "wide.png")
+    pixels = load_image_28x28(path)
+    assert pixels.shape == (28, 28) and pixels.dtype == np.uint8
+    assert (pixels == 200).all()
+
+
+def test_colour_becomes_luminance(tmp_path: Path) -> None:
+    # ITU-R 601-2 luma, as Pillow's "L" mode: 0.299 R + 0.587 G + 0.114 B.
+    path = _save(Image.new("RGB", (50, 50), (255, 0, 0)), tmp_path / "red.png")
+    assert (load_image_28x28(path) == 76).all()
+
+
+def test_jpeg_is_read(tmp_path: Path) -> None:
+    path = _save(Image.new("RGB", (64, 64), (128, 128, 128)), tmp_path / "grey.jpg", quality=95)
+    pixels = load_image_28x28(path)
+    assert pixels.shape == (28, 28)
+    assert np.abs(pixels.astype(int) - 128).max() <= 2
+
+
+def test_resize_keeps_the_picture_in_place(tmp_path: Path) -> None:
+    # A 56x56 image whose left half is white lands as a 28x28 with a white left half.
+    array = np.zeros((56, 56), dtype=np.uint8)
+    array[:, :28] = 255
+    pixels = load_image_28x28(_save(Image.fromarray(array), tmp_path / "half.png"))
+    assert (pixels[:, :13] > 250).all() and (pixels[:, 15:] < 5).all()
+
+
+def test_transparent_pixels_become_black(tmp_path: Path) -> None:
+    image = Image.new("RGBA", (28, 28), (255, 255, 255, 0))
+    image.paste((255, 255, 255, 255), (0, 0, 14, 28))
+    pixels = load_image_28x28(_save(image, tmp_path / "alpha.png"))
+    assert (pixels[:, :14] == 255).all() and (pixels[:, 14:] == 0).all()
+
+
+def test_invert_turns_dark_on_light_into_light_on_dark(tmp_path: Path) -> None:
+    path = _save(Image.new("L", (28, 28), 250), tmp_path / "photo.png")
+    assert (load_image_28x28(path, invert=True) == 5).all()
+
+
+def test_a_text_file_is_refused_with_its_name(tmp_path: Path) -> None:
+    path = tmp_path / "notes.png"
+    path.write_text("not an image")
+    with pytest.raises(ImageFormatError, match=r"notes\.png: Expected a PNG or JPEG image"):
+        load_image_28x28(path)
+
+
+def test_other_formats_are_refused(tmp_path: Path) -> None:
+    path = _save(Image.new("L", (28, 28), 0), tmp_path / "shirt.gif")
+    with pytest.raises(ImageFormatError, match=r"shirt\.gif: Expected a PNG or JPEG image"):
+        load_image_28x28(path)
+
+
+def test_a_truncated_png_is_refused(tmp_path: Path) -> None:
+    noise = np.random.default_rng(0).integers(0, 256, size=(64, 64), dtype=np.uint8)
+    whole = _save(Image.fromarray(noise), tmp_path / "whole.png").read_bytes()
+    path = tmp_path / "cut.png"
+    path.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(ImageFormatError, match=r"cut\.png: Expected a complete PNG or JPEG"):
+        load_image_28x28(path)
+
+
+def test_a_missing_file_raises_file_not_found(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="absent.png"):
+        load_image_28x28(tmp_path / "absent.png")
