@@ -648,9 +648,9 @@ def _write_chunks(
             for chunk in chunks:
                 written += len(chunk)
                 if written > transfer.limit:
+                    announced = "none announced" if total is None else f"{total} announced"
                     raise _Refused(
-                        f"refused: body exceeds the limit of {transfer.limit} bytes "
-                        f"(more than announced: {total})"
+                        f"refused: body exceeds the limit of {transfer.limit} bytes ({announced})"
                     )
                 handle.write(chunk)
                 if transfer.progress is not None:
