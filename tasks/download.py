@@ -1,43 +1,30 @@
-"""Download tasks: the only tasks that retry, because only I/O fails transiently."""
+"""Download tasks: thin adapters over `lib.core.fetch`, with no Prefect retries of their own.
+
+`lib.core.fetch` already retries what HTTP calls transient (status codes, Retry-After, resuming)
+within one deadline per file; task retries on top would multiply its attempts (3 task runs x
+4 requests = 12 asks of one URL) and push an offline failure from seconds to minutes.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-from prefect import Task, task
-from prefect.client.schemas.objects import TaskRun
+from prefect import task
 from prefect.context import TaskRunContext
 from prefect.logging import get_run_logger
-from prefect.states import State
 
-from lib.core.fetch import ChecksumMismatchError, fetch, fetch_source, local_source
+from lib.core.fetch import fetch, fetch_source, local_source
 from lib.core.hashing import sha256_file
 from lib.core.refs import FileRef
 from lib.core.remote import RemoteFile
 from lib.core.settings import load_settings
+from lib.core.table_files import MAX_FILE_BYTES
 from tasks.caching import ContentCache
-
-IO_RETRIES = 2
-IO_RETRY_DELAYS: list[float] = [5.0, 30.0]
-
-
-def _transient(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
-    """Retry what a second try can fix; wrong bytes or a missing file it cannot."""
-    try:
-        state.result()
-    except (ChecksumMismatchError, FileNotFoundError, ValueError):
-        return False
-    except Exception:
-        return True
-    return True
 
 
 @task(
     task_run_name="download-{remote.name}",
-    retries=IO_RETRIES,
-    retry_delay_seconds=IO_RETRY_DELAYS,
-    retry_condition_fn=_transient,
     cache_policy=ContentCache(entry="lib.core.fetch"),
     persist_result=True,
 )
@@ -75,14 +62,14 @@ class LocalSourceCache(ContentCache):
 
 @task(
     task_run_name="ingest-{source}",
-    retries=IO_RETRIES,
-    retry_delay_seconds=IO_RETRY_DELAYS,
-    retry_condition_fn=_transient,
     cache_policy=LocalSourceCache(entry="lib.core.fetch"),
     persist_result=True,
 )
 def ingest_source(source: str) -> FileRef:
-    """Copy a user's own file (path or URL) into the raw store, keyed by its content."""
-    path, sha256 = fetch_source(source, load_settings().raw_dir)
+    """Copy a user's own file (path or URL) into the raw store, keyed by its content.
+
+    The source is a workbook, so nothing larger than the reader accepts is downloaded.
+    """
+    path, sha256 = fetch_source(source, load_settings().raw_dir, max_bytes=MAX_FILE_BYTES)
     get_run_logger().info("%s ingested as %s (sha256 %s)", source, path, sha256)
     return FileRef(path=str(path), sha256=sha256)
