@@ -1,0 +1,59 @@
+"""The run report: metrics side by side, the decision, inline plots, a link to the version."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+from prefect import flow
+
+from lib.core.plots import save_figure
+from lib.core.refs import FileRef
+from lib.core.registry import Registration
+from tasks.report import metrics_rows, publish_report
+
+pytestmark = pytest.mark.usefixtures("prefect_api")
+
+
+def test_metrics_rows_put_candidate_and_champion_side_by_side() -> None:
+    rows = metrics_rows({"rmse": 0.5, "r2": 0.91}, {"rmse": 0.6})
+    assert rows == [
+        {"metric": "rmse", "candidate": "0.5000", "champion": "0.6000"},
+        {"metric": "r2", "candidate": "0.9100", "champion": "—"},
+    ]
+
+
+def test_metrics_rows_without_a_champion() -> None:
+    assert metrics_rows({"rmse": 0.5}, None) == [
+        {"metric": "rmse", "candidate": "0.5000", "champion": "—"}
+    ]
+
+
+def test_the_report_says_what_was_decided_and_shows_the_plots(tmp_path: Path) -> None:
+    figure = Figure()
+    figure.add_subplot(1, 1, 1).plot(np.arange(3))
+    plot = FileRef.of(save_figure(figure, tmp_path / "curve.png"))
+    registration = Registration(
+        "energy-efficiency", "3", True, "candidate beats champion", "run", True
+    )
+
+    @flow
+    def report() -> str:
+        return publish_report(
+            "energy",
+            data={"rows": "768"},
+            parameters={"seed": 0},
+            candidate={"mean_rmse": 0.4},
+            champion={"mean_rmse": 0.5},
+            registration=registration,
+            plots=(plot,),
+        )
+
+    markdown = report()
+    assert "# energy: energy-efficiency version 3" in markdown
+    assert "**Decision:** promoted to champion. Candidate beats champion." in markdown
+    assert "| mean_rmse | 0.4000 | 0.5000 |" in markdown
+    assert "](data:image/png;base64," in markdown
+    assert "/#/models/energy-efficiency/versions/3)" in markdown
