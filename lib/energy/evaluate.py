@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lib.components.loading import load_model
+from lib.core.keras_files import load_model
 from lib.core.plots import learning_curves
 from lib.energy.constants import FEATURES, TARGETS
 from lib.energy.metrics import flat_metrics

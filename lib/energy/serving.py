@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from mlflow.pyfunc import PythonModel
 
-from lib.components.loading import load_model
+from lib.core.keras_files import load_model
 from lib.core.registry import KERAS_ARTIFACT
 from lib.energy.constants import FEATURES, TARGETS
 

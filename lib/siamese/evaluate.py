@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from lib.components.loading import load_model
+from lib.core.keras_files import load_model
 from lib.core.plots import learning_curves
 from lib.siamese.constants import TRAINED_THRESHOLD
 from lib.siamese.data import pair_dataset

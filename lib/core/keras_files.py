@@ -1,4 +1,8 @@
-"""Load a saved `.keras` model whose layers and losses are trainflow's custom objects."""
+"""Load a saved `.keras` model whose layers and losses are trainflow's custom objects.
+
+It lives outside `lib.components` on purpose: importing anything from that package runs its
+`__init__`, which registers the objects and so imports Keras and TensorFlow.
+"""
 
 from __future__ import annotations
 
