@@ -8,7 +8,9 @@ from prefect import flow
 from pydantic import BaseModel, ConfigDict, Field
 
 from flows.registration import register_and_report, rival
+from lib.core.hygiene import remove_stale_leftovers
 from lib.core.malloc import cap_arenas
+from lib.core.settings import load_settings
 from lib.energy.constants import WORKBOOK
 from lib.energy.spec import SPEC
 from tasks.descriptors import Candidate, RunSummary
@@ -38,6 +40,7 @@ class EnergyParameters(BaseModel):
 def energy_pipeline(params: EnergyParameters | None = None) -> RunSummary:
     """Train, evaluate and register the energy model; returns a short summary."""
     cap_arenas()  # before any training step starts TensorFlow's thread pools
+    remove_stale_leftovers(load_settings().home)
     params = params or EnergyParameters()
     raw = ingest_source(params.source) if params.source else download(WORKBOOK)
     table = excel_to_parquet(raw)

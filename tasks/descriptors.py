@@ -39,9 +39,10 @@ class TrainedModel(_Descriptor):
 
 
 class Evaluation(_Descriptor):
-    """Test metrics of a model and the PNG plots that show them."""
+    """Test metrics of a model, on how many test rows (or pairs), and the plots that show them."""
 
     metrics: dict[str, float]
+    test_rows: int
     plots: tuple[FileRef, ...]
 
 

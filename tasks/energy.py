@@ -48,11 +48,12 @@ def excel_to_parquet(raw: FileRef) -> TableRef:
     persist_result=True,
 )
 def split(table: TableRef, seed: int) -> SplitRef:
-    """Deterministic train/validation/test rows from the seed and the table's hash."""
-    from lib.energy.splits import split_rows, write_split
+    """Test rows fixed by their content; the seed picks which other rows validate."""
+    from lib.energy.splits import split_rows, table_rows, write_split
 
-    parts = split_rows(table.rows, seed=seed, data_sha256=table.table.sha256)
-    target = output_dir("splits/energy", table.table.sha256, str(seed)) / "split.json"
+    parts = split_rows(table_rows(Path(table.table.path)), seed=seed)
+    target = output_dir("splits/energy", table.table.sha256, str(seed), entry=SPLIT_STEP)
+    target = target / "split.json"
     sizes = write_split(parts, target)
     get_run_logger().info("split of %d rows with seed %d: %s", table.rows, seed, sizes)
     return SplitRef(split=FileRef.of(target), seed=seed, sizes=sizes)
@@ -111,7 +112,11 @@ def evaluate(trained: TrainedModel, table: TableRef, split_ref: SplitRef) -> Eva
     )
     metrics = evaluated.metrics
     get_run_logger().info("test RMSE Y1 %.3f, Y2 %.3f", metrics["Y1_rmse"], metrics["Y2_rmse"])
-    return Evaluation(metrics=metrics, plots=tuple(FileRef.of(p) for p in evaluated.plots))
+    return Evaluation(
+        metrics=metrics,
+        test_rows=evaluated.test_rows,
+        plots=tuple(FileRef.of(p) for p in evaluated.plots),
+    )
 
 
 @task(

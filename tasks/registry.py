@@ -76,7 +76,12 @@ def register_candidate(
     from lib.core.registry import register
 
     metrics = candidate.evaluation.metrics
-    decision = champion_gate(metrics, champion.metrics if champion else None, spec.gate)
+    decision = champion_gate(
+        metrics,
+        champion.metrics if champion else None,
+        spec.gate,
+        candidate.evaluation.test_rows,
+    )
     parameters = candidate.parameters
     outcome = register(
         client_for(spec),

@@ -146,7 +146,11 @@ def evaluate(
         metrics["accuracy_at_0.5"],
         metrics["roc_auc"],
     )
-    return Evaluation(metrics=metrics, plots=tuple(FileRef.of(p) for p in evaluated.plots))
+    return Evaluation(
+        metrics=metrics,
+        test_rows=evaluated.test_rows,
+        plots=tuple(FileRef.of(p) for p in evaluated.plots),
+    )
 
 
 @task(

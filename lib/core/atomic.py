@@ -13,8 +13,10 @@ from pathlib import Path
 def atomic_path(target: Path) -> Iterator[Path]:
     """Yield a temporary path beside `target`; rename it onto `target` only on success.
 
-    The temporary file lives in the same directory so the final `os.replace` is atomic; on
-    any exception it is removed and `target` is left as it was.
+    The temporary file lives in the same directory so the final `os.replace` is atomic; the
+    file and then the directory are fsynced, so the rename is durable too. On any exception
+    the temporary is removed and `target` is left as it was. A temporary left by a killed
+    process (named ``.<stem>.*.tmp<suffix>``) is removed by `lib.core.hygiene` a day later.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
     # Keep the real suffix last: some writers (Keras' `.keras`) insist on it.
@@ -28,5 +30,23 @@ def atomic_path(target: Path) -> Iterator[Path]:
         with open(temporary, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(temporary, target)
+        fsync_directory(target.parent)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def fsync_directory(folder: Path) -> None:
+    """Make a rename in `folder` durable: the new name survives a power cut, not just a crash.
+
+    A no-op where directories cannot be opened for fsync (Windows).
+    """
+    try:
+        handle = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(handle)
+    except OSError:
+        pass  # some file systems refuse fsync on a directory; the rename itself stands
+    finally:
+        os.close(handle)

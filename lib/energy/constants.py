@@ -28,8 +28,13 @@ OUTPUT_NAMES = ("y1_output", "y2_output")
 CATEGORY_CODES = {"X6": (2.0, 3.0, 4.0, 5.0), "X8": (0.0, 1.0, 2.0, 3.0, 4.0, 5.0)}
 """Integer-coded categories (UCI ENB2012): X6 orientation 2..5, X8 glazing distribution 0..5."""
 
+MIN_TEST_ROWS = 50
+"""Fewest test rows a promotion may rest on: the 20 % share of a 250-row workbook."""
 # A champion must explain at least 90 % of the variance of both loads; the better of two is
 # the one with the lower mean test RMSE over Y1 and Y2.
 GATE = GatePolicy(
-    score="mean_rmse", lower_is_better=True, floors={"Y1_r2": (">=", 0.9), "Y2_r2": (">=", 0.9)}
+    score="mean_rmse",
+    lower_is_better=True,
+    floors={"Y1_r2": (">=", 0.9), "Y2_r2": (">=", 0.9)},
+    min_test_rows=MIN_TEST_ROWS,
 )

@@ -20,9 +20,10 @@ from lib.energy.splits import load_part
 
 @dataclass(frozen=True)
 class Evaluated:
-    """Test metrics of one model and the PNG files that show them."""
+    """Test metrics of one model, the number of test rows (or pairs), and the plots."""
 
     metrics: dict[str, float]
+    test_rows: int
     plots: tuple[Path, ...]
 
 
@@ -47,7 +48,7 @@ def evaluate_energy(
         ),
         learning_curves(history, folder / "learning-curves.png"),
     )
-    return Evaluated(metrics=flat_metrics(y_test, predicted), plots=plots)
+    return Evaluated(metrics=flat_metrics(y_test, predicted), test_rows=len(y_test), plots=plots)
 
 
 def score_pyfunc(pyfunc: Any, table: Path, split: Path) -> dict[str, float]:

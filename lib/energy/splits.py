@@ -1,7 +1,16 @@
-"""Deterministic train/validation/test splits: the same data and seed give the same rows."""
+"""Train/validation/test rows of the energy table: test rows fixed by content, not by seed.
+
+A row is a test row when the hash of its content falls in the lowest `TEST_FRACTION` of the
+hash space. So every seed, and every retrain on a grown workbook, scores on the same test
+rows plus the new rows' share; a duplicate row lands in the same part as its twin; and the
+champion and a candidate are compared on rows neither trained on. The seed only decides
+which of the other rows validate, again by a hash (of the seed and the row), so duplicates
+stay together there too. Part sizes follow the fractions on average, not exactly.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,8 +19,16 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from lib.core.atomic import atomic_path
-from lib.core.hashing import sha256_text
 from lib.energy.constants import FEATURES, TARGETS
+
+TEST_FRACTION = 0.2
+VALIDATION_FRACTION = 0.1
+"""Shares of all rows, on average; validation rows come out of the non-test rows."""
+_HASH_SPACE = 2.0**64
+
+
+class SplitError(ValueError):
+    """The table cannot be split into non-empty training and test parts."""
 
 
 @dataclass(frozen=True)
@@ -23,43 +40,62 @@ class Split:
     test: np.ndarray
 
 
-def split_seed(seed: int, data_sha256: str) -> int:
-    """Mix the user's seed with the data hash, so new data gets a fresh but reproducible split."""
-    return int(sha256_text(str(seed), data_sha256)[:16], 16)
+def row_keys(rows: np.ndarray, salt: str = "") -> np.ndarray:
+    """A uint64 per row from sha256 of `salt` and the row's values as float64.
+
+    Equal rows get equal keys; the value is uniform over [0, 2**64), so comparing it with a
+    fraction of the space draws a row into a part with that probability.
+    """
+    values = np.ascontiguousarray(np.asarray(rows, dtype="<f8"))
+    prefix = salt.encode()
+    return np.array(
+        [
+            int.from_bytes(hashlib.sha256(prefix + row.tobytes()).digest()[:8], "big")
+            for row in values
+        ],
+        dtype=np.uint64,
+    )
 
 
 def split_rows(
-    n_rows: int,
+    rows: np.ndarray,
     *,
     seed: int,
-    data_sha256: str,
-    test_fraction: float = 0.2,
-    validation_fraction: float = 0.1,
+    test_fraction: float = TEST_FRACTION,
+    validation_fraction: float = VALIDATION_FRACTION,
 ) -> Split:
-    """Shuffle rows with a generator seeded from `seed` and `data_sha256`, then cut in three.
+    """Split `rows` (one per table row, features and targets) into the three parts.
 
     Raises:
-        ValueError: when the fractions leave no training row, or a part would be empty.
+        ValueError: when a fraction is out of range.
+        SplitError: when no row falls in the training part or in the test part.
     """
-    if not (0 < test_fraction < 1 and 0 <= validation_fraction < 1):
+    if not (0 < test_fraction < 1 and 0 <= validation_fraction < 1 - test_fraction):
         raise ValueError(
-            "Expected 0 < test_fraction < 1 and 0 <= validation_fraction < 1. "
+            "Expected 0 < test_fraction < 1 and 0 <= validation_fraction < 1 - test_fraction. "
             f"Received: test_fraction={test_fraction}, validation_fraction={validation_fraction}"
         )
-    n_test = round(n_rows * test_fraction)
-    n_validation = round(n_rows * validation_fraction)
-    n_train = n_rows - n_test - n_validation
-    if n_test < 1 or n_train < 1 or (validation_fraction > 0 and n_validation < 1):
-        raise ValueError(
-            f"Expected enough rows for every part of the split. Received: n_rows={n_rows} "
-            f"(train {n_train}, validation {n_validation}, test {n_test})"
+    test = row_keys(rows) < np.uint64(test_fraction * _HASH_SPACE)
+    share = validation_fraction / (1 - test_fraction)
+    validation = ~test & (row_keys(rows, salt=f"seed {seed}") < np.uint64(share * _HASH_SPACE))
+    train = ~test & ~validation
+    if not train.any() or not test.any():
+        raise SplitError(
+            f"Expected rows enough for a training and a test part. Received: {len(rows)} rows "
+            f"({int(train.sum())} training, {int(test.sum())} test; a row is a test row with "
+            f"probability {test_fraction:g}, by its content)"
         )
-    order = np.random.default_rng(split_seed(seed, data_sha256)).permutation(n_rows)
     return Split(
-        train=np.sort(order[:n_train]),
-        validation=np.sort(order[n_train : n_train + n_validation]),
-        test=np.sort(order[n_train + n_validation :]),
+        train=np.flatnonzero(train),
+        validation=np.flatnonzero(validation),
+        test=np.flatnonzero(test),
     )
+
+
+def table_rows(table: Path) -> np.ndarray:
+    """Features and targets of every row of a stored energy table, as float64."""
+    frame = pq.read_table(table, columns=[*FEATURES, *TARGETS]).to_pandas()
+    return frame.to_numpy(dtype="float64")
 
 
 PARTS = ("train", "validation", "test")

@@ -34,6 +34,7 @@ GATE = GatePolicy(
     score="accuracy",
     lower_is_better=False,
     floors={"accuracy": (">=", 0.8), "roc_auc": (">=", 0.85)},
+    min_test_rows=50,
 )
 
 

@@ -22,9 +22,10 @@ from lib.siamese.train import EVALUATION_BATCH
 
 @dataclass(frozen=True)
 class Evaluated:
-    """Test metrics of one model and the PNG files that show them."""
+    """Test metrics of one model, the number of test rows (or pairs), and the plots."""
 
     metrics: dict[str, float]
+    test_rows: int
     plots: tuple[Path, ...]
 
 
@@ -88,7 +89,7 @@ def evaluate_siamese(
         learning_curves(history, folder / "learning-curves.png"),
         pair_grid(test_images, test, distances, threshold, folder / "pairs.png"),
     )
-    return Evaluated(metrics=metrics, plots=plots)
+    return Evaluated(metrics=metrics, test_rows=len(test), plots=plots)
 
 
 def score_pyfunc(pyfunc: Any, test_table: Path, test_pairs: Path) -> dict[str, float]:

@@ -104,7 +104,7 @@ def test_deploy_worker_run_and_trigger(server: Server, tmp_path: Path) -> None:
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     worker = start([*PREFECT, "worker", "start", "--pool", WORK_POOL], server, "worker", elsewhere)
-    workbook = write_energy_workbook(tmp_path / "buildings.xlsx", n_rows=120)
+    workbook = write_energy_workbook(tmp_path / "buildings.xlsx", n_rows=320)
 
     async def scenario() -> None:
         async with PrefectClient(server.api_url) as client:

@@ -50,7 +50,7 @@ def run_check(server: Server, screenshots: Path, *args: str) -> subprocess.Compl
 
 
 def test_report_plots_render_in_both_uis(tmp_path: Path) -> None:
-    workbook = write_energy_workbook(tmp_path / "buildings.xlsx", n_rows=120)
+    workbook = write_energy_workbook(tmp_path / "buildings.xlsx", n_rows=320)
     with prefect_server(tmp_path, ui=True) as server:
         run = subprocess.run(
             [sys.executable, "-m", "flows.cli", "run", "energy", "--source", str(workbook),

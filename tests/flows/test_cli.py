@@ -17,7 +17,7 @@ pytestmark = pytest.mark.usefixtures("prefect_api")
 def test_run_then_predict_energy(
     trainflow_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    workbook = write_energy_workbook(tmp_path / "mine.xlsx", n_rows=120)
+    workbook = write_energy_workbook(tmp_path / "mine.xlsx", n_rows=320)
     assert main(["run", "energy", "--source", str(workbook), "--epochs", "40"]) == 0
     printed = capsys.readouterr().out
     assert (

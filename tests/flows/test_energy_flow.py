@@ -34,7 +34,7 @@ def run(params: EnergyParameters) -> tuple[dict[str, Any], dict[str, str]]:
 def test_energy_flow_trains_registers_then_reuses_cache(
     trainflow_home: Path, tmp_path: Path
 ) -> None:
-    workbook = write_energy_workbook(tmp_path / "buildings.xlsx", n_rows=120)
+    workbook = write_energy_workbook(tmp_path / "buildings.xlsx", n_rows=320)
     params = EnergyParameters(source=str(workbook), epochs=EPOCHS, seed=3)
 
     first, first_states = run(params)
@@ -59,7 +59,7 @@ def test_energy_flow_trains_registers_then_reuses_cache(
 
 
 def test_bad_workbook_fails_and_leaves_registry_alone(trainflow_home: Path, tmp_path: Path) -> None:
-    good = write_energy_workbook(tmp_path / "good.xlsx", n_rows=120)
+    good = write_energy_workbook(tmp_path / "good.xlsx", n_rows=320)
     energy_pipeline(EnergyParameters(source=str(good), epochs=EPOCHS))
     bad = tmp_path / "bad.xlsx"
     bad.write_text("X1,X2\n1,2\n")
@@ -71,3 +71,20 @@ def test_bad_workbook_fails_and_leaves_registry_alone(trainflow_home: Path, tmp_
         state.result()
     assert versions() == ["1"]
     assert not list(Path(load_settings().home, "data").rglob("*.parquet.tmp*"))
+
+
+def test_a_tiny_source_never_takes_the_champion(trainflow_home: Path, tmp_path: Path) -> None:
+    good = write_energy_workbook(tmp_path / "good.xlsx", n_rows=320)
+    assert energy_pipeline(EnergyParameters(source=str(good), epochs=EPOCHS)).promoted
+    tiny = write_energy_workbook(tmp_path / "tiny.xlsx", n_rows=40, seed=5)
+
+    state = energy_pipeline(EnergyParameters(source=str(tiny), epochs=EPOCHS), return_state=True)
+
+    # Either too few rows to split at all, or a version the gate refuses: never the champion.
+    if state.is_completed():
+        summary = state.result()
+        assert not summary.promoted
+        assert "test rows; a promotion needs at least 50" in summary.reason
+    uri = load_settings().tracking_uri
+    client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+    assert client.get_model_version_by_alias(MODEL_NAME, "champion").version == "1"

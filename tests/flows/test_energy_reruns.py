@@ -68,7 +68,7 @@ def reran(states: dict[str, str]) -> set[str]:
 @pytest.fixture(scope="module")
 def warm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Warm]:
     folder = tmp_path_factory.mktemp("reruns")
-    workbook = write_energy_workbook(folder / "buildings.xlsx", n_rows=120)
+    workbook = write_energy_workbook(folder / "buildings.xlsx", n_rows=320)
     params = EnergyParameters(source=str(workbook), epochs=EPOCHS, seed=SEED)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("TRAINFLOW_HOME", str(folder / "home"))
@@ -141,7 +141,7 @@ def test_edited_workbook_at_the_same_path_reruns_everything(warm: Warm, tmp_path
     shutil.copyfile(warm.workbook, own)
     params = warm.params.model_copy(update={"source": str(own)})
     _, same_bytes, _ = run(params)
-    write_energy_workbook(own, n_rows=120, seed=1)
+    write_energy_workbook(own, n_rows=320, seed=1)
 
     _, edited, _ = run(params)
 

@@ -38,7 +38,7 @@ def broken_fashion_mirror(
 
 @pytest.mark.usefixtures("broken_fashion_mirror")
 def test_siamese_failure_fails_parent_but_energy_still_registers(tmp_path: Path) -> None:
-    workbook = write_energy_workbook(tmp_path / "buildings.xlsx", n_rows=120)
+    workbook = write_energy_workbook(tmp_path / "buildings.xlsx", n_rows=320)
 
     state = retrain_all(
         EnergyParameters(source=str(workbook), epochs=EPOCHS),

@@ -45,7 +45,7 @@ def run_in_fresh_process(workbook: Path, home: Path, prefect_home: Path) -> dict
 
 @pytest.mark.slow
 def test_a_fully_cached_rerun_never_imports_tensorflow(tmp_path: Path) -> None:
-    workbook = write_energy_workbook(tmp_path / "buildings.xlsx", n_rows=100)
+    workbook = write_energy_workbook(tmp_path / "buildings.xlsx", n_rows=320)
     home, prefect_home = tmp_path / "home", tmp_path / "prefect"
     cold = run_in_fresh_process(workbook, home, prefect_home)
     assert cold["heavy"] == ["keras", "tensorflow"] and cold["new"]
