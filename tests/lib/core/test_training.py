@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from lib.core.training import fit, save_model, write_history
+from lib.core.training import (
+    FitResult,
+    checkpoint_dir,
+    fit,
+    read_trained,
+    save_model,
+    train_into,
+    write_history,
+)
 
 SEED = 3
 N_TRAIN, N_VALIDATION, N_FEATURES = 32, 16, 4
@@ -154,7 +163,10 @@ def test_a_killed_run_resumes_from_its_last_finished_epoch(tmp_path: Path) -> No
     result = fit(resumed_model, train, validation, on_epoch=second, **common)
     assert second.epochs == [4, 5, 6]
     assert {total for _, total, _ in second.calls} == {6}
-    assert result.epochs_run == 3
+    assert result.resumed_from == 3
+    assert result.epochs_run == 6  # the history covers the epochs before the crash too
+    assert result.history["loss"][:3] == [logs["loss"] for _, _, logs in first.calls]
+    assert result.history["loss"][3:] == [logs["loss"] for _, _, logs in second.calls]
     assert not checkpoint_dir.exists()
 
     # Full-batch steps are deterministic: crash + resume lands where an unbroken run does,
@@ -163,6 +175,135 @@ def test_a_killed_run_resumes_from_its_last_finished_epoch(tmp_path: Path) -> No
     fit(unbroken, train, validation, **{**common, "checkpoint_dir": tmp_path / "other"})
     for resumed, reference in zip(resumed_model.get_weights(), unbroken.get_weights(), strict=True):
         np.testing.assert_allclose(resumed, reference, rtol=0, atol=TOLERANCE)
+
+
+def test_an_uninterrupted_fit_says_it_did_not_resume(tmp_path: Path) -> None:
+    train, validation = _linear_problem()
+    result = fit(_model(), train, validation, epochs=2, batch_size=N_TRAIN, checkpoint_dir=tmp_path)
+    assert result.resumed_from is None
+
+
+def _crash_after_three_of_six(checkpoint_dir: Path) -> tuple[Recorder, dict[str, Any]]:
+    """A run killed after epoch 3: its backup holds epoch 3 (latest) and epoch 2 (previous)."""
+    train, validation = _linear_problem()
+    common: dict[str, Any] = {"epochs": 6, "batch_size": N_TRAIN, "checkpoint_dir": checkpoint_dir}
+    first = Recorder(crash_after=3)
+    with pytest.raises(Killed):
+        fit(_model(), train, validation, on_epoch=first, **common)
+    return first, common
+
+
+def _unbroken_weights(tmp_path: Path, common: dict[str, Any]) -> list[np.ndarray]:
+    train, validation = _linear_problem()
+    model = _model()
+    fit(model, train, validation, **{**common, "checkpoint_dir": tmp_path / "unbroken"})
+    return list(model.get_weights())
+
+
+@pytest.mark.parametrize(
+    ("damaged", "content"),
+    [
+        ("latest.weights.h5", None),  # truncated to half: a kill while HDF5 was written
+        ("latest.weights.h5", b"not an HDF5 file"),
+        ("training_metadata.json", b'{"epo'),  # a kill while the epoch count was written
+    ],
+)
+def test_a_damaged_latest_checkpoint_resumes_from_the_previous_one(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, damaged: str, content: bytes | None
+) -> None:
+    checkpoint_dir = tmp_path / "ckpt"
+    first, common = _crash_after_three_of_six(checkpoint_dir)
+    target = checkpoint_dir / damaged
+    target.write_bytes(
+        content if content is not None else target.read_bytes()[: target.stat().st_size // 2]
+    )
+
+    caplog.set_level(logging.INFO, logger="trainflow.training")
+    train, validation = _linear_problem()
+    model, second = _model(), Recorder()
+    result = fit(model, train, validation, on_epoch=second, **common)
+    assert result.resumed_from == 2
+    assert second.epochs == [3, 4, 5, 6]
+    assert result.epochs_run == 6
+    assert result.history["loss"][:2] == [logs["loss"] for _, _, logs in first.calls[:2]]
+    assert "cannot resume from" in caplog.text
+    assert "resuming training from epoch 2 of 6" in caplog.text
+    # The previous checkpoint is a whole state: the run lands where an unbroken one does.
+    for resumed, reference in zip(
+        model.get_weights(), _unbroken_weights(tmp_path, common), strict=True
+    ):
+        np.testing.assert_allclose(resumed, reference, rtol=0, atol=TOLERANCE)
+
+
+def test_a_backup_that_cannot_be_read_at_all_trains_from_the_start(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    checkpoint_dir = tmp_path / "ckpt"
+    _, common = _crash_after_three_of_six(checkpoint_dir)
+    for name in ("latest.weights.h5", "latest.weights.h5.bkp"):
+        (checkpoint_dir / name).write_bytes(b"garbage")
+
+    caplog.set_level(logging.INFO, logger="trainflow.training")
+    train, validation = _linear_problem()
+    model, second = _model(), Recorder()
+    result = fit(model, train, validation, on_epoch=second, **common)
+    assert result.resumed_from is None
+    assert second.epochs == [1, 2, 3, 4, 5, 6]
+    assert result.epochs_run == 6
+    assert "no usable checkpoint" in caplog.text
+    assert not checkpoint_dir.exists()
+    # Nothing of the failed restore is left in the model or the optimizer.
+    for trained, reference in zip(
+        model.get_weights(), _unbroken_weights(tmp_path, common), strict=True
+    ):
+        np.testing.assert_allclose(trained, reference, rtol=0, atol=TOLERANCE)
+
+
+def test_train_into_saves_once_and_reuses_a_complete_folder(tmp_path: Path) -> None:
+    train, validation = _linear_problem()
+    folder = tmp_path / "out"
+    calls: list[Path] = []
+
+    def fit_model(backup: Path) -> tuple[keras.Model, FitResult]:
+        calls.append(backup)
+        model = _model()
+        return model, fit(
+            model, train, validation, epochs=2, batch_size=N_TRAIN, checkpoint_dir=backup
+        )
+
+    assert read_trained(folder) is None
+    first = train_into(folder, fit_model)
+    assert calls == [checkpoint_dir(folder)]
+    assert not first.reused
+    assert (first.model, first.history) == (folder / "model.keras", folder / "history.json")
+    assert sorted(path.name for path in folder.iterdir()) == [
+        "fit.json",
+        "history.json",
+        "model.keras",
+    ]
+
+    again = train_into(folder, fit_model)
+    assert calls == [checkpoint_dir(folder)]  # nothing trained the second time
+    assert again.reused
+    assert (again.model, again.epochs_run, again.seconds) == (first.model, 2, first.seconds)
+
+
+def test_train_into_trains_again_when_the_folder_is_incomplete(tmp_path: Path) -> None:
+    train, validation = _linear_problem()
+    folder = tmp_path / "out"
+    folder.mkdir()
+    (folder / "model.keras").write_bytes(b"a model whose history was never written")
+
+    def fit_model(backup: Path) -> tuple[keras.Model, FitResult]:
+        model = _model()
+        return model, fit(
+            model, train, validation, epochs=1, batch_size=N_TRAIN, checkpoint_dir=backup
+        )
+
+    assert read_trained(folder) is None
+    trained = train_into(folder, fit_model)
+    assert not trained.reused
+    keras.saving.load_model(trained.model, safe_mode=True)
 
 
 def test_save_model_returns_the_sha256_of_the_written_file(tmp_path: Path) -> None:
