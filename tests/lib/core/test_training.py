@@ -5,6 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +27,8 @@ from lib.core.training import (
     train_into,
     write_history,
 )
+from tests.fixtures import fit_child
+from tests.fixtures.fresh_process import CHILD_TIMEOUT_SECONDS, REPO_ROOT
 
 SEED = 3
 N_TRAIN, N_VALIDATION, N_FEATURES = 32, 16, 4
@@ -304,6 +311,130 @@ def test_train_into_trains_again_when_the_folder_is_incomplete(tmp_path: Path) -
     trained = train_into(folder, fit_model)
     assert not trained.reused
     keras.saving.load_model(trained.model, safe_mode=True)
+
+
+# Real processes: a training child (tests/fixtures/fit_child.py) killed with SIGKILL, then the
+# same command again, as a retried task or a re-run flow would do.
+
+POLL_SECONDS = 0.05
+
+
+def _start(folder: Path, epochs_log: Path, **env: str) -> subprocess.Popen[str]:
+    """Start `fit_child` training into `folder`; its output goes to files beside `epochs_log`."""
+    child_env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        **env,
+    }
+    out, err = epochs_log.with_suffix(".out"), epochs_log.with_suffix(".err")
+    with out.open("w") as stdout, err.open("w") as stderr:  # the child keeps its own copies
+        return subprocess.Popen(
+            [sys.executable, "-m", "tests.fixtures.fit_child", str(folder), str(epochs_log)],
+            stdout=stdout,
+            stderr=stderr,
+            text=True,
+            env=child_env,
+            cwd=REPO_ROOT,
+        )
+
+
+def _finish(child: subprocess.Popen[str], epochs_log: Path) -> dict[str, Any]:
+    """Wait for a child that must succeed; return the summary it printed last."""
+    child.wait(timeout=CHILD_TIMEOUT_SECONDS)
+    assert child.returncode == 0, epochs_log.with_suffix(".err").read_text()[-3000:]
+    return dict(json.loads(epochs_log.with_suffix(".out").read_text().splitlines()[-1]))
+
+
+def _epochs_seen(epochs_log: Path) -> list[dict[str, Any]]:
+    """The epochs a child's hook reported, in order (none if it never trained)."""
+    if not epochs_log.exists():
+        return []
+    return [json.loads(line) for line in epochs_log.read_text().splitlines()]
+
+
+def _wait_for(condition: Any, what: str) -> None:
+    deadline = time.monotonic() + CHILD_TIMEOUT_SECONDS
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(POLL_SECONDS)
+
+
+@pytest.mark.slow
+def test_a_process_killed_at_epoch_five_resumes_in_a_new_process(tmp_path: Path) -> None:
+    folder, first_log, second_log = (
+        tmp_path / "out",
+        tmp_path / "first.jsonl",
+        tmp_path / "second.jsonl",
+    )
+    killed = _start(folder, first_log, TRAINFLOW_FAULT="epoch:5")
+    killed.wait(timeout=CHILD_TIMEOUT_SECONDS)
+    assert killed.returncode == -signal.SIGKILL
+    before = _epochs_seen(first_log)
+    assert [seen["epoch"] for seen in before] == [1, 2, 3, 4, 5]
+    assert not folder.exists()  # nothing saved: only the backup holds the work
+    assert (checkpoint_dir(folder) / "latest.weights.h5").is_file()
+
+    summary = _finish(_start(folder, second_log), second_log)
+    epochs = fit_child.EPOCHS
+    assert summary["resumed_from"] == 5
+    assert f"resuming training from epoch 5 of {epochs}" in " ".join(summary["messages"])
+    after = _epochs_seen(second_log)
+    assert [seen["epoch"] for seen in after] == list(range(6, epochs + 1))
+    assert summary["epochs_run"] == epochs
+    history = summary["history"]
+    assert {len(values) for values in history.values()} == {epochs}
+    for key, values in history.items():  # the dead process's epochs, then the new one's
+        assert values == [seen["logs"][key] for seen in before + after]
+    assert not checkpoint_dir(folder).exists()
+
+
+@pytest.mark.slow
+def test_a_process_killed_from_outside_resumes_in_a_new_process(tmp_path: Path) -> None:
+    """SIGKILL from another process lands wherever the child is, a checkpoint write included."""
+    folder, first_log, second_log = (
+        tmp_path / "out",
+        tmp_path / "first.jsonl",
+        tmp_path / "second.jsonl",
+    )
+    victim = _start(folder, first_log)
+    _wait_for(lambda: len(_epochs_seen(first_log)) >= 3, "three epochs")
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=CHILD_TIMEOUT_SECONDS)
+    before = _epochs_seen(first_log)
+
+    summary = _finish(_start(folder, second_log), second_log)
+    resumed_from = summary["resumed_from"]
+    assert resumed_from is not None and resumed_from >= 3
+    history = summary["history"]
+    assert {len(values) for values in history.values()} == {fit_child.EPOCHS}
+    kept = min(resumed_from, len(before))
+    assert history["loss"][:kept] == [seen["logs"]["loss"] for seen in before[:kept]]
+
+
+@pytest.mark.slow
+def test_two_identical_fits_at_once_train_once_and_share_the_model(tmp_path: Path) -> None:
+    folder, go = tmp_path / "out", tmp_path / "go"
+    logs = [tmp_path / f"child{i}.jsonl" for i in range(2)]
+    ready = [tmp_path / f"ready{i}" for i in range(2)]
+    children = [
+        _start(folder, log, FIT_CHILD_READY=str(flag), FIT_CHILD_GO=str(go))
+        for log, flag in zip(logs, ready, strict=True)
+    ]
+    _wait_for(lambda: all(flag.exists() for flag in ready), "both children to import TensorFlow")
+    go.touch()  # both call train_into within milliseconds of each other
+    summaries = [_finish(child, log) for child, log in zip(children, logs, strict=True)]
+
+    assert summaries[0]["model"] == summaries[1]["model"] == str(folder / "model.keras")
+    assert sorted(summary["reused"] for summary in summaries) == [False, True]
+    trainer, waiter = sorted(summaries, key=lambda summary: summary["reused"])
+    epochs_by_pid = {
+        summary["pid"]: len(_epochs_seen(log)) for summary, log in zip(summaries, logs, strict=True)
+    }
+    assert epochs_by_pid == {trainer["pid"]: fit_child.EPOCHS, waiter["pid"]: 0}
+    assert any("waiting for it to finish" in message for message in waiter["messages"])
+    assert waiter["history"] == trainer["history"]
+    assert trainer["resumed_from"] is None
 
 
 def test_save_model_returns_the_sha256_of_the_written_file(tmp_path: Path) -> None:
