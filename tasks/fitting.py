@@ -28,7 +28,12 @@ def fit_with_progress(
     progress = EpochProgress(f"train-{pipeline}-progress", description)
     trained = train(progress)
     progress.finish()
-    get_run_logger().info("trained %d epochs in %.1f s", trained.epochs_run, trained.seconds)
+    logger = get_run_logger()
+    if trained.reused:  # another run trained it while this one waited for the folder's lock
+        logger.info("reused the model another run trained in %s", trained.model.parent)
+    elif trained.resumed_from is not None:
+        logger.info("resumed training from epoch %d (its checkpoint)", trained.resumed_from)
+    logger.info("trained %d epochs in %.1f s", trained.epochs_run, trained.seconds)
     return TrainedModel(
         model=FileRef.of(trained.model),
         history=FileRef.of(trained.history),

@@ -7,7 +7,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from lib.core.training import EpochHook, FitResult, TrainedFiles, checkpoint_dir, fit, save_trained
+from lib.core.training import EpochHook, FitResult, TrainedFiles, fit, train_into
 from lib.energy.constants import OUTPUT_NAMES
 from lib.energy.model import build_energy_model
 from lib.energy.recipes import EnergyRecipe
@@ -66,15 +66,19 @@ def train_energy(
 ) -> TrainedFiles:
     """Fit on the stored split's training rows and save the model and history in `folder`.
 
-    A killed or retried call with the same `folder` resumes from its last finished epoch.
+    A killed or retried call with the same `folder` resumes from its last finished epoch; a
+    call that finds `folder` complete (or waits while another process completes it) trains
+    nothing and returns its files (`lib.core.training.train_into`).
     """
-    model, result = fit_energy(
-        recipe,
-        load_part(table, split, "train"),
-        load_part(table, split, "validation"),
-        seed=seed,
-        backup=checkpoint_dir(folder),
-        on_epoch=on_epoch,
-        verbose=verbose,
+    return train_into(
+        folder,
+        lambda backup: fit_energy(
+            recipe,
+            load_part(table, split, "train"),
+            load_part(table, split, "validation"),
+            seed=seed,
+            backup=backup,
+            on_epoch=on_epoch,
+            verbose=verbose,
+        ),
     )
-    return save_trained(model, result, folder)

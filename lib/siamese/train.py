@@ -7,7 +7,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from lib.core.training import EpochHook, FitResult, TrainedFiles, checkpoint_dir, fit, save_trained
+from lib.core.training import EpochHook, FitResult, TrainedFiles, fit, train_into
 from lib.siamese.data import pair_dataset
 from lib.siamese.idx import read_image_table
 from lib.siamese.model import build_siamese_model, training_dataset
@@ -63,18 +63,23 @@ def train_siamese(
 ) -> TrainedFiles:
     """Fit from stored files and save the model and history in `folder`.
 
-    A killed or retried call with the same `folder` resumes from its last finished epoch.
+    A killed or retried call with the same `folder` resumes from its last finished epoch; a
+    call that finds `folder` complete (or waits while another process completes it) reads
+    no images, trains nothing and returns its files (`lib.core.training.train_into`).
     """
-    images, labels = read_image_table(train_table)
-    model, result = fit_siamese(
-        recipe,
-        images,
-        labels,
-        np.load(train_indices),
-        read_pairs(validation_pairs),
-        seed=seed,
-        backup=checkpoint_dir(folder),
-        on_epoch=on_epoch,
-        verbose=verbose,
-    )
-    return save_trained(model, result, folder)
+
+    def fit_from_files(backup: Path) -> tuple[keras.Model, FitResult]:
+        images, labels = read_image_table(train_table)
+        return fit_siamese(
+            recipe,
+            images,
+            labels,
+            np.load(train_indices),
+            read_pairs(validation_pairs),
+            seed=seed,
+            backup=backup,
+            on_epoch=on_epoch,
+            verbose=verbose,
+        )
+
+    return train_into(folder, fit_from_files)

@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +18,17 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from lib.core.training import fit, save_model, write_history
+from lib.core.training import (
+    FitResult,
+    checkpoint_dir,
+    fit,
+    read_trained,
+    save_model,
+    train_into,
+    write_history,
+)
+from tests.fixtures import fit_child
+from tests.fixtures.fresh_process import CHILD_TIMEOUT_SECONDS, REPO_ROOT
 
 SEED = 3
 N_TRAIN, N_VALIDATION, N_FEATURES = 32, 16, 4
@@ -154,7 +170,10 @@ def test_a_killed_run_resumes_from_its_last_finished_epoch(tmp_path: Path) -> No
     result = fit(resumed_model, train, validation, on_epoch=second, **common)
     assert second.epochs == [4, 5, 6]
     assert {total for _, total, _ in second.calls} == {6}
-    assert result.epochs_run == 3
+    assert result.resumed_from == 3
+    assert result.epochs_run == 6  # the history covers the epochs before the crash too
+    assert result.history["loss"][:3] == [logs["loss"] for _, _, logs in first.calls]
+    assert result.history["loss"][3:] == [logs["loss"] for _, _, logs in second.calls]
     assert not checkpoint_dir.exists()
 
     # Full-batch steps are deterministic: crash + resume lands where an unbroken run does,
@@ -163,6 +182,259 @@ def test_a_killed_run_resumes_from_its_last_finished_epoch(tmp_path: Path) -> No
     fit(unbroken, train, validation, **{**common, "checkpoint_dir": tmp_path / "other"})
     for resumed, reference in zip(resumed_model.get_weights(), unbroken.get_weights(), strict=True):
         np.testing.assert_allclose(resumed, reference, rtol=0, atol=TOLERANCE)
+
+
+def test_an_uninterrupted_fit_says_it_did_not_resume(tmp_path: Path) -> None:
+    train, validation = _linear_problem()
+    result = fit(_model(), train, validation, epochs=2, batch_size=N_TRAIN, checkpoint_dir=tmp_path)
+    assert result.resumed_from is None
+
+
+def _crash_after_three_of_six(checkpoint_dir: Path) -> tuple[Recorder, dict[str, Any]]:
+    """A run killed after epoch 3: its backup holds epoch 3 (latest) and epoch 2 (previous)."""
+    train, validation = _linear_problem()
+    common: dict[str, Any] = {"epochs": 6, "batch_size": N_TRAIN, "checkpoint_dir": checkpoint_dir}
+    first = Recorder(crash_after=3)
+    with pytest.raises(Killed):
+        fit(_model(), train, validation, on_epoch=first, **common)
+    return first, common
+
+
+def _unbroken_weights(tmp_path: Path, common: dict[str, Any]) -> list[np.ndarray]:
+    train, validation = _linear_problem()
+    model = _model()
+    fit(model, train, validation, **{**common, "checkpoint_dir": tmp_path / "unbroken"})
+    return list(model.get_weights())
+
+
+@pytest.mark.parametrize(
+    ("damaged", "content"),
+    [
+        ("latest.weights.h5", None),  # truncated to half: a kill while HDF5 was written
+        ("latest.weights.h5", b"not an HDF5 file"),
+        ("training_metadata.json", b'{"epo'),  # a kill while the epoch count was written
+    ],
+)
+def test_a_damaged_latest_checkpoint_resumes_from_the_previous_one(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, damaged: str, content: bytes | None
+) -> None:
+    checkpoint_dir = tmp_path / "ckpt"
+    first, common = _crash_after_three_of_six(checkpoint_dir)
+    target = checkpoint_dir / damaged
+    target.write_bytes(
+        content if content is not None else target.read_bytes()[: target.stat().st_size // 2]
+    )
+
+    caplog.set_level(logging.INFO, logger="trainflow.training")
+    train, validation = _linear_problem()
+    model, second = _model(), Recorder()
+    result = fit(model, train, validation, on_epoch=second, **common)
+    assert result.resumed_from == 2
+    assert second.epochs == [3, 4, 5, 6]
+    assert result.epochs_run == 6
+    assert result.history["loss"][:2] == [logs["loss"] for _, _, logs in first.calls[:2]]
+    assert "cannot resume from" in caplog.text
+    assert "resuming training from epoch 2 of 6" in caplog.text
+    # The previous checkpoint is a whole state: the run lands where an unbroken one does.
+    for resumed, reference in zip(
+        model.get_weights(), _unbroken_weights(tmp_path, common), strict=True
+    ):
+        np.testing.assert_allclose(resumed, reference, rtol=0, atol=TOLERANCE)
+
+
+def test_a_backup_that_cannot_be_read_at_all_trains_from_the_start(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    checkpoint_dir = tmp_path / "ckpt"
+    _, common = _crash_after_three_of_six(checkpoint_dir)
+    for name in ("latest.weights.h5", "latest.weights.h5.bkp"):
+        (checkpoint_dir / name).write_bytes(b"garbage")
+
+    caplog.set_level(logging.INFO, logger="trainflow.training")
+    train, validation = _linear_problem()
+    model, second = _model(), Recorder()
+    result = fit(model, train, validation, on_epoch=second, **common)
+    assert result.resumed_from is None
+    assert second.epochs == [1, 2, 3, 4, 5, 6]
+    assert result.epochs_run == 6
+    assert "no usable checkpoint" in caplog.text
+    assert not checkpoint_dir.exists()
+    # Nothing of the failed restore is left in the model or the optimizer.
+    for trained, reference in zip(
+        model.get_weights(), _unbroken_weights(tmp_path, common), strict=True
+    ):
+        np.testing.assert_allclose(trained, reference, rtol=0, atol=TOLERANCE)
+
+
+def test_train_into_saves_once_and_reuses_a_complete_folder(tmp_path: Path) -> None:
+    train, validation = _linear_problem()
+    folder = tmp_path / "out"
+    calls: list[Path] = []
+
+    def fit_model(backup: Path) -> tuple[keras.Model, FitResult]:
+        calls.append(backup)
+        model = _model()
+        return model, fit(
+            model, train, validation, epochs=2, batch_size=N_TRAIN, checkpoint_dir=backup
+        )
+
+    assert read_trained(folder) is None
+    first = train_into(folder, fit_model)
+    assert calls == [checkpoint_dir(folder)]
+    assert not first.reused
+    assert (first.model, first.history) == (folder / "model.keras", folder / "history.json")
+    assert sorted(path.name for path in folder.iterdir()) == [
+        "fit.json",
+        "history.json",
+        "model.keras",
+    ]
+
+    again = train_into(folder, fit_model)
+    assert calls == [checkpoint_dir(folder)]  # nothing trained the second time
+    assert again.reused
+    assert (again.model, again.epochs_run, again.seconds) == (first.model, 2, first.seconds)
+
+
+def test_train_into_trains_again_when_the_folder_is_incomplete(tmp_path: Path) -> None:
+    train, validation = _linear_problem()
+    folder = tmp_path / "out"
+    folder.mkdir()
+    (folder / "model.keras").write_bytes(b"a model whose history was never written")
+
+    def fit_model(backup: Path) -> tuple[keras.Model, FitResult]:
+        model = _model()
+        return model, fit(
+            model, train, validation, epochs=1, batch_size=N_TRAIN, checkpoint_dir=backup
+        )
+
+    assert read_trained(folder) is None
+    trained = train_into(folder, fit_model)
+    assert not trained.reused
+    keras.saving.load_model(trained.model, safe_mode=True)
+
+
+# Real processes: a training child (tests/fixtures/fit_child.py) killed with SIGKILL, then the
+# same command again, as a retried task or a re-run flow would do.
+
+POLL_SECONDS = 0.05
+
+
+def _start(folder: Path, epochs_log: Path, **env: str) -> subprocess.Popen[str]:
+    """Start `fit_child` training into `folder`; its output goes to files beside `epochs_log`."""
+    child_env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        **env,
+    }
+    out, err = epochs_log.with_suffix(".out"), epochs_log.with_suffix(".err")
+    with out.open("w") as stdout, err.open("w") as stderr:  # the child keeps its own copies
+        return subprocess.Popen(
+            [sys.executable, "-m", "tests.fixtures.fit_child", str(folder), str(epochs_log)],
+            stdout=stdout,
+            stderr=stderr,
+            text=True,
+            env=child_env,
+            cwd=REPO_ROOT,
+        )
+
+
+def _finish(child: subprocess.Popen[str], epochs_log: Path) -> dict[str, Any]:
+    """Wait for a child that must succeed; return the summary it printed last."""
+    child.wait(timeout=CHILD_TIMEOUT_SECONDS)
+    assert child.returncode == 0, epochs_log.with_suffix(".err").read_text()[-3000:]
+    return dict(json.loads(epochs_log.with_suffix(".out").read_text().splitlines()[-1]))
+
+
+def _epochs_seen(epochs_log: Path) -> list[dict[str, Any]]:
+    """The epochs a child's hook reported, in order (none if it never trained)."""
+    if not epochs_log.exists():
+        return []
+    return [json.loads(line) for line in epochs_log.read_text().splitlines()]
+
+
+def _wait_for(condition: Any, what: str) -> None:
+    deadline = time.monotonic() + CHILD_TIMEOUT_SECONDS
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(POLL_SECONDS)
+
+
+@pytest.mark.slow
+def test_a_process_killed_at_epoch_five_resumes_in_a_new_process(tmp_path: Path) -> None:
+    folder, first_log, second_log = (
+        tmp_path / "out",
+        tmp_path / "first.jsonl",
+        tmp_path / "second.jsonl",
+    )
+    killed = _start(folder, first_log, TRAINFLOW_FAULT="epoch:5")
+    killed.wait(timeout=CHILD_TIMEOUT_SECONDS)
+    assert killed.returncode == -signal.SIGKILL
+    before = _epochs_seen(first_log)
+    assert [seen["epoch"] for seen in before] == [1, 2, 3, 4, 5]
+    assert not folder.exists()  # nothing saved: only the backup holds the work
+    assert (checkpoint_dir(folder) / "latest.weights.h5").is_file()
+
+    summary = _finish(_start(folder, second_log), second_log)
+    epochs = fit_child.EPOCHS
+    assert summary["resumed_from"] == 5
+    assert f"resuming training from epoch 5 of {epochs}" in " ".join(summary["messages"])
+    after = _epochs_seen(second_log)
+    assert [seen["epoch"] for seen in after] == list(range(6, epochs + 1))
+    assert summary["epochs_run"] == epochs
+    history = summary["history"]
+    assert {len(values) for values in history.values()} == {epochs}
+    for key, values in history.items():  # the dead process's epochs, then the new one's
+        assert values == [seen["logs"][key] for seen in before + after]
+    assert not checkpoint_dir(folder).exists()
+
+
+@pytest.mark.slow
+def test_a_process_killed_from_outside_resumes_in_a_new_process(tmp_path: Path) -> None:
+    """SIGKILL from another process lands wherever the child is, a checkpoint write included."""
+    folder, first_log, second_log = (
+        tmp_path / "out",
+        tmp_path / "first.jsonl",
+        tmp_path / "second.jsonl",
+    )
+    victim = _start(folder, first_log)
+    _wait_for(lambda: len(_epochs_seen(first_log)) >= 3, "three epochs")
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=CHILD_TIMEOUT_SECONDS)
+    before = _epochs_seen(first_log)
+
+    summary = _finish(_start(folder, second_log), second_log)
+    resumed_from = summary["resumed_from"]
+    assert resumed_from is not None and resumed_from >= 3
+    history = summary["history"]
+    assert {len(values) for values in history.values()} == {fit_child.EPOCHS}
+    kept = min(resumed_from, len(before))
+    assert history["loss"][:kept] == [seen["logs"]["loss"] for seen in before[:kept]]
+
+
+@pytest.mark.slow
+def test_two_identical_fits_at_once_train_once_and_share_the_model(tmp_path: Path) -> None:
+    folder, go = tmp_path / "out", tmp_path / "go"
+    logs = [tmp_path / f"child{i}.jsonl" for i in range(2)]
+    ready = [tmp_path / f"ready{i}" for i in range(2)]
+    children = [
+        _start(folder, log, FIT_CHILD_READY=str(flag), FIT_CHILD_GO=str(go))
+        for log, flag in zip(logs, ready, strict=True)
+    ]
+    _wait_for(lambda: all(flag.exists() for flag in ready), "both children to import TensorFlow")
+    go.touch()  # both call train_into within milliseconds of each other
+    summaries = [_finish(child, log) for child, log in zip(children, logs, strict=True)]
+
+    assert summaries[0]["model"] == summaries[1]["model"] == str(folder / "model.keras")
+    assert sorted(summary["reused"] for summary in summaries) == [False, True]
+    trainer, waiter = sorted(summaries, key=lambda summary: summary["reused"])
+    epochs_by_pid = {
+        summary["pid"]: len(_epochs_seen(log)) for summary, log in zip(summaries, logs, strict=True)
+    }
+    assert epochs_by_pid == {trainer["pid"]: fit_child.EPOCHS, waiter["pid"]: 0}
+    assert any("waiting for it to finish" in message for message in waiter["messages"])
+    assert waiter["history"] == trainer["history"]
+    assert trainer["resumed_from"] is None
 
 
 def test_save_model_returns_the_sha256_of_the_written_file(tmp_path: Path) -> None:
