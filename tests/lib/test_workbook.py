@@ -16,7 +16,10 @@ import pytest
 
 from lib import workbook
 from lib.workbook import (
+    EXCEL_MAX_ROWS,
     MAX_ARCHIVE_ENTRIES,
+    MAX_BLANK_ROWS,
+    MAX_CELL_CHARS,
     MAX_UNCOMPRESSED_BYTES,
     WorkbookError,
     format_rows,
@@ -304,7 +307,10 @@ def test_an_entry_lying_about_its_size_is_not_inflated_past_it(tmp_path: Path) -
     rewrite_entries(path, {SHEET_XML: lambda xml: xml + b" " * (4 * MEBIBYTE)})
     _declare_size(path, SHEET_XML, 64)
 
-    with pytest.raises(WorkbookError, match=r"could not read: BadZipFile: Bad CRC-32"):
+    with pytest.raises(
+        WorkbookError,
+        match=r"inflate intact; received entry .*sheet1.xml. that does not: BadZipFile: Bad CRC-32",
+    ):
         read_xlsx_cells(path, COLUMNS)
 
 
@@ -314,6 +320,280 @@ def test_refuses_files_over_the_size_limit(tmp_path: Path, monkeypatch: pytest.M
 
     with pytest.raises(WorkbookError, match=r"too large .* Expected at most 100 bytes"):
         read_xlsx_cells(path, COLUMNS)
+
+
+# --- row numbers, gaps and blank floods ---------------------------------------------------------
+
+MAIN_NS = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+RELS_NS = "http://schemas.openxmlformats.org/package/2006/relationships"
+DOC_RELS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+HEADER_ROW = (
+    '<row r="1"><c t="inlineStr"><is><t>A1</t></is></c>'
+    '<c t="inlineStr"><is><t>B2</t></is></c></row>'
+)
+
+
+def row_xml(number: int, *values: int) -> str:
+    """One sheet row, numbered; cells from column A, numbers only."""
+    return f'<row r="{number}">' + "".join(f"<c><v>{value}</v></c>" for value in values) + "</row>"
+
+
+def craft_xlsx(path: Path, rows: str, *, sheets: int = 1) -> Path:
+    """A hand-written workbook whose one worksheet part holds `rows` as its sheet data.
+
+    `sheets` > 1 names that same part from several sheets. Written by hand because openpyxl
+    would never number rows out of order or past Excel's last row.
+    """
+    sheet_list = "".join(
+        f'<sheet name="S{index}" sheetId="{index}" r:id="rId1"/>' for index in range(1, sheets + 1)
+    )
+    parts = {
+        "[Content_Types].xml": (
+            '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+            '<Default Extension="rels" '
+            'ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+            '<Default Extension="xml" ContentType="application/xml"/>'
+            '<Override PartName="/xl/workbook.xml" ContentType="application/'
+            'vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/>'
+            f'<Override PartName="/{SHEET_XML}" ContentType="application/'
+            'vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/></Types>'
+        ),
+        "_rels/.rels": (
+            f'<Relationships xmlns="{RELS_NS}"><Relationship Id="rId1" '
+            f'Type="{DOC_RELS}/officeDocument" Target="xl/workbook.xml"/></Relationships>'
+        ),
+        "xl/workbook.xml": (
+            f'<workbook xmlns="{MAIN_NS}" xmlns:r="{DOC_RELS}"><sheets>{sheet_list}</sheets>'
+            "</workbook>"
+        ),
+        "xl/_rels/workbook.xml.rels": (
+            f'<Relationships xmlns="{RELS_NS}"><Relationship Id="rId1" '
+            f'Type="{DOC_RELS}/worksheet" Target="worksheets/sheet1.xml"/></Relationships>'
+        ),
+        SHEET_XML: f'<worksheet xmlns="{MAIN_NS}"><sheetData>{rows}</sheetData></worksheet>',
+    }
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, content in parts.items():
+            archive.writestr(name, content)
+    return path
+
+
+def test_crafted_workbooks_read_like_spreadsheet_ones(tmp_path: Path) -> None:
+    path = craft_xlsx(tmp_path / "t.xlsx", HEADER_ROW + row_xml(2, 1, 2) + row_xml(3, 3, 4))
+
+    cells = read_xlsx_cells(path, ("A1", "B2"))
+
+    assert (cells.sheet, cells.first_row, cells.rows) == ("S1", 2, [(1, 2), (3, 4)])
+
+
+def test_rows_missing_from_the_xml_read_as_blank_rows_with_excel_numbers(tmp_path: Path) -> None:
+    path = craft_xlsx(tmp_path / "t.xlsx", HEADER_ROW + row_xml(2, 1, 2) + row_xml(5, 3, 4))
+
+    cells = read_xlsx_cells(path, ("A1", "B2"))
+
+    assert cells.rows == [(1, 2), (None, None), (None, None), (3, 4)]
+
+
+def test_blank_rows_after_the_data_are_ignored_up_to_excels_last_row(tmp_path: Path) -> None:
+    # A formatted, empty row far below the data, as Excel writes one.
+    stray = f'<row r="{EXCEL_MAX_ROWS}" ht="30" customHeight="1"><c s="0"/></row>'
+    path = craft_xlsx(tmp_path / "t.xlsx", HEADER_ROW + row_xml(2, 1, 2) + stray)
+
+    assert read_xlsx_cells(path, ("A1", "B2")).rows == [(1, 2)]
+
+
+@pytest.mark.parametrize(
+    ("number", "shown"),
+    [
+        (1_000_000_000, "1,000,000,000"),
+        (EXCEL_MAX_ROWS + 1, "1,048,577"),
+        ("1e300", r"1\.000e\+300"),
+    ],
+)
+def test_refuses_row_numbers_beyond_excels_last_row(
+    tmp_path: Path, number: int | str, shown: str
+) -> None:
+    rows = HEADER_ROW + row_xml(2, 1, 2) + f'<row r="{number}"><c><v>3</v></c></row>'
+    path = craft_xlsx(tmp_path / "gap.xlsx", rows)
+
+    with pytest.raises(
+        WorkbookError,
+        match=rf"sheet 'S1': expected row numbers up to 1,048,576 "
+        rf"\(Excel's last row\). Received: row {shown}\.$",
+    ):
+        read_xlsx_cells(path, ("A1", "B2"))
+
+
+def test_refuses_a_gap_of_blank_rows_before_more_data(tmp_path: Path) -> None:
+    path = craft_xlsx(tmp_path / "gap.xlsx", HEADER_ROW + row_xml(2, 1, 2) + row_xml(900_000, 3, 4))
+
+    with pytest.raises(
+        WorkbookError,
+        match=rf"sheet 'S1': expected at most {MAX_BLANK_ROWS:,} blank rows between the header "
+        r"and the last data row \(MAX_BLANK_ROWS\). Received: 899,997, the last 899,997 in rows "
+        r"3 to 899,999 before data in row 900,000\.",
+    ):
+        read_xlsx_cells(path, ("A1", "B2"))
+
+
+def test_refuses_a_flood_of_blank_rows_written_out_before_more_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(workbook, "MAX_BLANK_ROWS", 3)
+    blanks = "".join(
+        f'<row r="{number}"><c/><c t="inlineStr"><is><t> </t></is></c></row>'
+        for number in range(3, 8)
+    )
+    path = craft_xlsx(
+        tmp_path / "flood.xlsx", HEADER_ROW + row_xml(2, 1, 2) + blanks + row_xml(8, 3)
+    )
+
+    with pytest.raises(
+        WorkbookError,
+        match=r"at most 3 blank rows .* Received: 5, the last 5 in "
+        r"rows 3 to 7 before data in row 8\.",
+    ):
+        read_xlsx_cells(path, ("A1", "B2"))
+
+
+def test_refuses_more_rows_than_it_reads_blank_or_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(workbook, "MAX_ROWS_READ", 4)
+    blanks = "".join(f'<row r="{number}"/>' for number in range(3, 8))
+    path = craft_xlsx(tmp_path / "flood.xlsx", HEADER_ROW + row_xml(2, 1, 2) + blanks)
+
+    with pytest.raises(
+        WorkbookError,
+        match=r"sheet 'S1' has too many rows below the header. "
+        r"Expected at most 4 rows, blank or not \(MAX_ROWS_READ\)",
+    ):
+        read_xlsx_cells(path, ("A1", "B2"))
+
+
+@pytest.mark.parametrize(
+    ("rows", "received"),
+    [
+        (row_xml(2, 1, 2) + row_xml(2, 3, 4), "row 2 after row 2"),
+        (row_xml(5, 1, 2) + row_xml(3, 3, 4), "row 3 after row 5"),
+    ],
+    ids=["repeated", "descending"],
+)
+def test_refuses_row_numbers_out_of_order(tmp_path: Path, rows: str, received: str) -> None:
+    path = craft_xlsx(tmp_path / "order.xlsx", HEADER_ROW + rows)
+
+    with pytest.raises(
+        WorkbookError,
+        match=rf"expected row numbers rising from 1, as spreadsheets "
+        rf"write them. Received: {received}\.",
+    ):
+        read_xlsx_cells(path, ("A1", "B2"))
+
+
+def test_refuses_sheets_that_share_one_worksheet_part(tmp_path: Path) -> None:
+    path = craft_xlsx(tmp_path / "t.xlsx", HEADER_ROW + row_xml(2, 1, 2), sheets=500)
+
+    with pytest.raises(
+        WorkbookError,
+        match=r"expected every sheet to have its own worksheet "
+        r"part. Received: part 'xl/worksheets/sheet1.xml' named by 500 sheets",
+    ):
+        read_xlsx_cells(path, ("A1", "B2"))
+
+
+def test_refuses_a_shared_string_longer_than_a_cell_holds(tmp_path: Path) -> None:
+    path = small_table(tmp_path / "table.xlsx")
+    rewrite_entries(
+        path,
+        {
+            STRINGS_XML: lambda _: (
+                f'<sst xmlns="{MAIN_NS}"><si><t>{"x" * (MAX_CELL_CHARS + 1)}</t></si></sst>'
+            ).encode(),
+            "[Content_Types].xml": _declare_shared_strings,
+        },
+    )
+
+    with pytest.raises(
+        WorkbookError,
+        match=r"cell texts of at most 32,767 characters "
+        r"\(MAX_CELL_CHARS, Excel's limit\). Received: shared string #0 of 32,768",
+    ):
+        read_xlsx_cells(path, COLUMNS)
+
+
+def test_refuses_a_workbook_with_more_xml_elements_than_it_parses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = small_table(tmp_path / "table.xlsx")
+    monkeypatch.setattr(workbook, "MAX_XML_ELEMENTS", 100)
+    _forbid_parsing(monkeypatch)
+
+    with pytest.raises(
+        WorkbookError,
+        match=r"refused as too costly to parse. Expected at most 100 "
+        r"XML elements in all parts together \(MAX_XML_ELEMENTS",
+    ):
+        read_xlsx_cells(path, COLUMNS)
+
+
+def test_refuses_a_styles_part_with_too_many_elements(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = small_table(tmp_path / "table.xlsx")
+    monkeypatch.setattr(workbook, "MAX_STYLE_ELEMENTS", 10)
+    _forbid_parsing(monkeypatch)
+
+    with pytest.raises(
+        WorkbookError,
+        match=r"at most 10 XML elements in its styles part "
+        r"\(MAX_STYLE_ELEMENTS\). Received: more in entry 'xl/styles.xml'",
+    ):
+        read_xlsx_cells(path, COLUMNS)
+
+
+def _forbid_parsing(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("openpyxl was asked to load the workbook before the count refused it")
+
+    monkeypatch.setattr(workbook, "_load_workbook", refuse)
+
+
+def test_messages_quote_at_most_a_few_bytes_of_the_file(tmp_path: Path) -> None:
+    junk = "9" * 5_000 + "\x1b[31m"
+    path = craft_xlsx(tmp_path / "t.xlsx", HEADER_ROW + f'<row r="{junk}"/>')
+
+    with pytest.raises(WorkbookError, match=r"could not read") as caught:
+        read_xlsx_cells(path, ("A1", "B2"))
+    assert len(str(caught.value)) < len(str(path)) + 400
+    assert "\x1b" not in str(caught.value)
+
+
+def test_refuses_a_flood_of_blank_csv_records(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(workbook, "MAX_ROWS_READ", 100)
+    path = tmp_path / "table.csv"
+    path.write_text("A1,B2,C3\n1,2,3\n" + ",,\n" * 1_000)
+
+    with pytest.raises(
+        WorkbookError,
+        match=r"too many rows below the header. Expected at most "
+        r"100 rows, blank or not",
+    ):
+        read_csv_cells(path, COLUMNS)
+
+
+def test_refuses_csv_data_after_too_many_blank_records(tmp_path: Path) -> None:
+    path = tmp_path / "table.csv"
+    path.write_text("A1,B2,C3\n1,2,3\n" + "\n" * (MAX_BLANK_ROWS + 1) + "4,5,6\n")
+
+    with pytest.raises(
+        WorkbookError,
+        match=rf"Received: {MAX_BLANK_ROWS + 1:,}, the last "
+        rf"{MAX_BLANK_ROWS + 1:,} in rows 3 to {MAX_BLANK_ROWS + 3:,} before data in "
+        rf"row {MAX_BLANK_ROWS + 4:,}\.",
+    ):
+        read_csv_cells(path, COLUMNS)
 
 
 def test_reads_csv_cells_as_numbers_or_text(tmp_path: Path) -> None:
