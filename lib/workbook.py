@@ -136,11 +136,15 @@ class Cells:
         return _location(self.source, self.sheet)
 
 
-def format_rows(items: Sequence[str], limit: int = MAX_LISTED_ROWS) -> str:
-    """Join the first `limit` items and summarise the rest as "and N more"."""
+def format_rows(items: Sequence[str], limit: int = MAX_LISTED_ROWS, total: int = 0) -> str:
+    """Join the first `limit` items and summarise the rest as "and N more".
+
+    `total`, when larger than ``len(items)``, says the items are the first of that many (so a
+    caller need not render a message fragment for every bad row of a big table).
+    """
     shown = ", ".join(items[:limit])
-    hidden = len(items) - limit
-    return f"{shown} and {hidden} more" if hidden > 0 else shown
+    hidden = max(len(items), total) - min(len(items), limit)
+    return f"{shown} and {hidden:,} more" if hidden > 0 else shown
 
 
 def read_xlsx_cells(path: Path, columns: Sequence[str]) -> Cells:
