@@ -37,6 +37,8 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet._reader import WorkSheetParser
 from openpyxl.xml.constants import ARC_STYLE, SHEET_MAIN_NS
 
+from lib.parquet_pages import DATA_PAGE, DATA_PAGE_V2, PageHeaderError, read_page_headers
+
 MAX_FILE_BYTES = 64 * 2**20
 """Largest input file read; the real workbook is 76 kB, a CSV of `MAX_DATA_ROWS` about 15 MB."""
 MAX_ARCHIVE_ENTRIES = 1_000
@@ -71,6 +73,12 @@ MAX_CELL_CHARS = 32_767
 every cell naming it would hand the same huge text to each check."""
 MAX_DATA_ROWS = 250_000
 """Most non-blank data rows accepted: ~325x the real data set, still a few hundred MB in memory."""
+MAX_PARQUET_ROW_GROUPS = 10_000
+"""Most Parquet row groups: each costs a few checks in Python; Arrow writes up to 1 Mi rows
+in one, so a file of `MAX_DATA_ROWS` rows needs one."""
+MAX_PARQUET_PAGES = 10_000
+"""Most Parquet pages in the wanted columns, each header walked in Python; Arrow writes a page
+per 20,000 values, so `MAX_DATA_ROWS` rows of ten columns take about 130."""
 MAX_BLANK_ROWS = 10_000
 """Most blank rows accepted between the header and the last data row (in runs or missing from
 the file); blank rows after the last data row are never counted, whatever their number."""
@@ -95,6 +103,20 @@ _TAG_START = b"<"
 _END_TAG_START = b"</"
 _ROW_TAG = f"{{{SHEET_MAIN_NS}}}row"
 _SHEET_DATA_TAG = f"{{{SHEET_MAIN_NS}}}sheetData"
+_PARQUET_MAGIC_BYTES = 4
+_PARQUET_TRAILER_BYTES = 8  # the footer's length and the closing magic
+_PARQUET_DATA_PAGES = (DATA_PAGE, DATA_PAGE_V2)
+_PARQUET_CELL_TYPES = (
+    pa.types.is_integer,
+    pa.types.is_floating,
+    pa.types.is_decimal,
+    pa.types.is_boolean,
+    pa.types.is_temporal,
+    pa.types.is_null,
+    pa.types.is_string,
+    pa.types.is_large_string,
+)
+_BLANK_MEMO_MIN_CHARS = 64
 _CSV_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 _CSV_NON_FINITE = re.compile(r"[+-]?(?:nan|inf|infinity)", re.IGNORECASE)
 
@@ -214,27 +236,31 @@ def read_csv_cells(path: Path, columns: Sequence[str]) -> Cells:
 def read_parquet_cells(path: Path, columns: Sequence[str]) -> Cells:
     """Read the wanted columns of a Parquet file; rows are numbered from 1.
 
+    The footer is only a summary that Arrow does not hold pages to, so before Arrow decodes
+    anything the footer's row counts and chunk ranges are checked against each other and the
+    file, then every page header of the wanted columns is walked (`lib.parquet_pages`): what
+    Arrow will allocate is what the pages declare, bounded by `MAX_UNCOMPRESSED_BYTES` and
+    the row count. Text stays dictionary-encoded until each distinct word becomes one Python
+    string that its rows share, so a short dictionary cannot expand into gigabytes.
+
     Raises:
-        WorkbookError: the file is not Parquet, declares more than the size limits, misses or
-            repeats a wanted column, or has no rows.
+        WorkbookError: the file is not Parquet, is damaged or declares more than the limits,
+            misses or repeats a wanted column, holds one that is not one number, date,
+            boolean or text per row, or has no rows.
     """
     data = _read_bounded(path)
     where = _location(path, None)
-    buffer = pa.BufferReader(data)
-    try:
-        parquet = pq.ParquetFile(buffer)
-    except (pa.ArrowException, OSError) as exc:
-        raise WorkbookError(
-            f"{where} is not a Parquet file (expected the PAR1 format; "
-            f"received {_describe_bytes(data)})."
-        ) from exc
-    _check_parquet_sizes(where, parquet.metadata)
+    parquet = _open_parquet(where, data)
     _select_columns(parquet.schema_arrow.names, columns, where, _ordinal)
-    try:
-        table = parquet.read(columns=list(columns), use_threads=False)
-    except (pa.ArrowException, OSError) as exc:
-        raise WorkbookError(f"{where} is a damaged Parquet file ({exc}).") from exc
-    values = [table.column(index).to_pylist() for index in range(table.num_columns)]
+    _check_parquet_types(where, parquet.schema_arrow, columns)
+    _check_parquet_footer(where, parquet.metadata, len(data))
+    chunks = _parquet_chunks(parquet, columns)
+    _check_parquet_chunks(
+        where, chunks, len(data) - _PARQUET_TRAILER_BYTES - parquet.metadata.serialized_size
+    )
+    _check_parquet_pages(where, data, chunks)
+    table = _read_parquet(where, data, parquet.metadata, columns)
+    values = [_python_values(table.column(index)) for index in range(table.num_columns)]
     numbered = enumerate(zip(*values, strict=True), start=1)
     kept = _collect_rows(numbered, range(len(columns)), where, 1)
     return Cells(path, None, _sha256(data), tuple(columns), kept, 1)
@@ -416,23 +442,184 @@ def _count_elements(
     return elements
 
 
-def _check_parquet_sizes(where: str, metadata: pq.FileMetaData) -> None:
-    declared = sum(
-        metadata.row_group(group).column(column).total_uncompressed_size
-        for group in range(metadata.num_row_groups)
-        for column in range(metadata.num_columns)
-    )
-    if declared > MAX_UNCOMPRESSED_BYTES:
+@dataclass(frozen=True)
+class _ParquetChunk:
+    """One wanted column in one row group, as the footer declares it."""
+
+    column: str
+    group: int
+    rows: int
+    values: int
+    start: int
+    compressed: int
+    uncompressed: int
+
+
+def _open_parquet(where: str, data: bytes) -> pq.ParquetFile:
+    try:
+        return pq.ParquetFile(pa.BufferReader(data))
+    except (pa.ArrowException, OSError) as exc:
         raise WorkbookError(
-            f"{where} is refused: expected Parquet column chunks declaring at most "
-            f"{MAX_UNCOMPRESSED_BYTES:,} bytes uncompressed (MAX_UNCOMPRESSED_BYTES). "
-            f"Received: {declared:,} bytes."
+            f"{where} is not a Parquet file (expected the PAR1 format; "
+            f"received {_describe_bytes(data)})."
+        ) from exc
+
+
+def _read_parquet(
+    where: str, data: bytes, metadata: pq.FileMetaData, columns: Sequence[str]
+) -> pa.Table:
+    """Decode the checked columns, text kept dictionary-encoded (see `_python_values`).
+
+    Reopened with the footer already parsed and checked: Arrow takes the dictionary option
+    only when opening, and refuses it for a name that is not a flat column.
+    """
+    try:
+        parquet = pq.ParquetFile(
+            pa.BufferReader(data), metadata=metadata, read_dictionary=list(columns)
+        )
+        return parquet.read(columns=list(columns), use_threads=False)
+    except (pa.ArrowException, OSError) as exc:
+        raise WorkbookError(f"{where} is a damaged Parquet file ({_clip(str(exc))}).") from exc
+
+
+def _is_cell_type(kind: pa.DataType) -> bool:
+    """One bounded value per row: a number, date, boolean, null or text (any dictionary)."""
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    return any(check(kind) for check in _PARQUET_CELL_TYPES)
+
+
+def _check_parquet_types(where: str, schema: pa.Schema, columns: Sequence[str]) -> None:
+    """Refuse nested and binary columns: a list's value count is not bounded by the row count,
+    and a fixed-size binary's width comes from the file."""
+    for name in columns:
+        kind = schema.field(name).type
+        if not _is_cell_type(kind):
+            raise WorkbookError(
+                f"{where}: expected column {name} to hold one number, date, boolean or text "
+                f"per row. Received: {_clip(str(kind), _SHOWN_TEXT_CHARS)}."
+            )
+
+
+def _check_parquet_footer(where: str, metadata: pq.FileMetaData, file_bytes: int) -> None:
+    """The footer's counts, before anything is allocated from them."""
+    if metadata.num_row_groups > MAX_PARQUET_ROW_GROUPS:
+        raise WorkbookError(
+            f"{where} is refused: expected at most {MAX_PARQUET_ROW_GROUPS:,} Parquet row "
+            f"groups (MAX_PARQUET_ROW_GROUPS). Received: {metadata.num_row_groups:,}."
         )
     if metadata.num_rows > MAX_DATA_ROWS:
         raise WorkbookError(
             f"{where} has too many rows. Expected at most {MAX_DATA_ROWS:,} (MAX_DATA_ROWS). "
-            f"Received: {metadata.num_rows:,} rows."
+            f"Received: {_show_number(metadata.num_rows)} rows."
         )
+    grouped = [metadata.row_group(group).num_rows for group in range(metadata.num_row_groups)]
+    if metadata.num_rows < 0 or min(grouped, default=0) < 0 or sum(grouped) != metadata.num_rows:
+        raise WorkbookError(
+            f"{where} is a damaged Parquet file: expected its footer's row count to be the sum "
+            f"of its row groups'. Received: {_show_number(metadata.num_rows)} rows, row groups "
+            f"of {format_rows([_show_number(rows) for rows in grouped])} rows."
+        )
+
+
+def _parquet_chunks(parquet: pq.ParquetFile, columns: Sequence[str]) -> list[_ParquetChunk]:
+    metadata = parquet.metadata
+    leaves = {name: parquet.reader.column_name_idx(name) for name in columns}
+    chunks = []
+    for group in range(metadata.num_row_groups):
+        row_group = metadata.row_group(group)
+        for name, leaf in leaves.items():
+            chunk = row_group.column(leaf)
+            start = chunk.data_page_offset
+            # As Arrow reads it: the dictionary page, when there is one, comes first.
+            if chunk.has_dictionary_page and 0 < chunk.dictionary_page_offset < start:
+                start = chunk.dictionary_page_offset
+            chunks.append(
+                _ParquetChunk(
+                    name,
+                    group,
+                    row_group.num_rows,
+                    chunk.num_values,
+                    start,
+                    chunk.total_compressed_size,
+                    chunk.total_uncompressed_size,
+                )
+            )
+    return chunks
+
+
+def _check_parquet_chunks(where: str, chunks: Sequence[_ParquetChunk], data_end: int) -> None:
+    """Each wanted chunk lies inside the file's data, and declares one value per row."""
+    for chunk in chunks:
+        at = f"column {chunk.column}, row group {chunk.group}"
+        end = chunk.start + chunk.compressed
+        if chunk.start < _PARQUET_MAGIC_BYTES or chunk.compressed < 0 or end > data_end:
+            raise WorkbookError(
+                f"{where} is a damaged Parquet file: expected the {at} chunk within the data "
+                f"(bytes {_PARQUET_MAGIC_BYTES:,} to {data_end:,}). Received: bytes "
+                f"{_show_number(chunk.start)} to {_show_number(end)}."
+            )
+        if chunk.values != chunk.rows:
+            raise WorkbookError(
+                f"{where} is a damaged Parquet file: expected the {at} chunk to declare one "
+                f"value per row ({_show_number(chunk.rows)}). Received: "
+                f"{_show_number(chunk.values)} values."
+            )
+    declared = sum(chunk.uncompressed for chunk in chunks)
+    if declared > MAX_UNCOMPRESSED_BYTES:
+        raise WorkbookError(
+            f"{where} is refused: expected Parquet column chunks declaring at most "
+            f"{MAX_UNCOMPRESSED_BYTES:,} bytes uncompressed (MAX_UNCOMPRESSED_BYTES). "
+            f"Received: {_show_number(declared)} bytes."
+        )
+
+
+def _check_parquet_pages(where: str, data: bytes, chunks: Sequence[_ParquetChunk]) -> None:
+    """What Arrow will allocate, from the page headers themselves (the footer may lie)."""
+    pages = inflated = 0
+    for chunk in chunks:
+        at = f"column {chunk.column}, row group {chunk.group}"
+        values = 0
+        try:
+            for page in read_page_headers(data, chunk.start, chunk.start + chunk.compressed):
+                pages += 1
+                inflated += page.uncompressed_size
+                values += page.num_values if page.kind in _PARQUET_DATA_PAGES else 0
+                _check_page_totals(where, at, pages, inflated)
+        except PageHeaderError as exc:
+            raise WorkbookError(f"{where} is a damaged Parquet file ({at}: {exc}).") from exc
+        if values != chunk.rows:
+            raise WorkbookError(
+                f"{where} is a damaged Parquet file: expected the {at} pages to hold one value "
+                f"per row ({_show_number(chunk.rows)}). Received: {_show_number(values)} values."
+            )
+
+
+def _check_page_totals(where: str, at: str, pages: int, inflated: int) -> None:
+    if pages > MAX_PARQUET_PAGES:
+        raise WorkbookError(
+            f"{where} is refused: expected at most {MAX_PARQUET_PAGES:,} pages in the wanted "
+            f"columns (MAX_PARQUET_PAGES). Received: more, by {at}."
+        )
+    if inflated > MAX_UNCOMPRESSED_BYTES:
+        raise WorkbookError(
+            f"{where} is refused: expected pages declaring at most {MAX_UNCOMPRESSED_BYTES:,} "
+            f"bytes uncompressed in the wanted columns (MAX_UNCOMPRESSED_BYTES). Received: "
+            f"more, by {at}."
+        )
+
+
+def _python_values(column: pa.ChunkedArray) -> list[object]:
+    """The column as Python values; each dictionary word becomes one string its rows share."""
+    values: list[object] = []
+    for chunk in column.chunks:
+        if pa.types.is_dictionary(chunk.type):
+            words = chunk.dictionary.to_pylist()
+            indices = chunk.indices.to_pylist()
+            values.extend(None if index is None else words[index] for index in indices)
+        else:
+            values.extend(chunk.to_pylist())
+    return values
 
 
 def _find_cause(exc: BaseException, kind: type[BaseException]) -> BaseException | None:
@@ -672,6 +859,27 @@ def _is_blank(value: object) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
+class _BlankCheck:
+    """`_is_blank` that decides each long text once.
+
+    Shared strings and Parquet dictionaries hand one text object to many cells: stripping an
+    18 kB file's one 32,000-space word again for each of its 2,000,000 cells took a minute. A
+    dict keyed by the text costs one hash per object (Python caches it on the string) and an
+    identity comparison per cell.
+    """
+
+    def __init__(self) -> None:
+        self.decided: dict[str, bool] = {}
+
+    def __call__(self, value: object) -> bool:
+        if not isinstance(value, str) or len(value) < _BLANK_MEMO_MIN_CHARS:
+            return _is_blank(value)
+        blank = self.decided.get(value)
+        if blank is None:
+            blank = self.decided[value] = not value.strip()
+        return blank
+
+
 def _collect_rows(
     rows: Iterable[tuple[int, Sequence[object]]],
     positions: Sequence[int],
@@ -688,12 +896,13 @@ def _collect_rows(
     data and `MAX_ROWS_READ` the rows read (a flood of blank CSV records).
     """
     blank = (None,) * len(positions)
+    is_blank = _BlankCheck()
     kept: list[tuple[object, ...]] = []
     blanks = 0
     for count, (number, row) in enumerate(rows, start=1):
         if count > MAX_ROWS_READ:
             raise _too_many_rows(where, f"{MAX_ROWS_READ:,} rows, blank or not (MAX_ROWS_READ)")
-        values = _wanted_values(row, positions)
+        values = _wanted_values(row, positions, is_blank)
         if values == blank:
             continue
         gap = number - first_row - len(kept)
@@ -711,9 +920,11 @@ def _collect_rows(
     return kept
 
 
-def _wanted_values(row: Sequence[object], positions: Sequence[int]) -> tuple[object, ...]:
+def _wanted_values(
+    row: Sequence[object], positions: Sequence[int], is_blank: Callable[[object], bool]
+) -> tuple[object, ...]:
     return tuple(
-        None if index >= len(row) or _is_blank(row[index]) else row[index] for index in positions
+        None if index >= len(row) or is_blank(row[index]) else row[index] for index in positions
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import struct
 import zipfile
 from collections.abc import Callable
@@ -12,6 +13,8 @@ import openpyxl
 import openpyxl.xml
 import openpyxl.xml.functions
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from lib import workbook
@@ -26,6 +29,16 @@ from lib.workbook import (
     read_csv_cells,
     read_parquet_cells,
     read_xlsx_cells,
+)
+from tests.fixtures.hostile import (
+    MAIN_NS,
+    craft_xlsx,
+    header_row,
+    rewrite_parquet_footer,
+    row_xml,
+    set_chunk_sizes,
+    set_row_count,
+    write_parquet,
 )
 
 COLUMNS = ("A1", "B2", "C3")
@@ -324,58 +337,7 @@ def test_refuses_files_over_the_size_limit(tmp_path: Path, monkeypatch: pytest.M
 
 # --- row numbers, gaps and blank floods ---------------------------------------------------------
 
-MAIN_NS = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
-RELS_NS = "http://schemas.openxmlformats.org/package/2006/relationships"
-DOC_RELS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
-HEADER_ROW = (
-    '<row r="1"><c t="inlineStr"><is><t>A1</t></is></c>'
-    '<c t="inlineStr"><is><t>B2</t></is></c></row>'
-)
-
-
-def row_xml(number: int, *values: int) -> str:
-    """One sheet row, numbered; cells from column A, numbers only."""
-    return f'<row r="{number}">' + "".join(f"<c><v>{value}</v></c>" for value in values) + "</row>"
-
-
-def craft_xlsx(path: Path, rows: str, *, sheets: int = 1) -> Path:
-    """A hand-written workbook whose one worksheet part holds `rows` as its sheet data.
-
-    `sheets` > 1 names that same part from several sheets. Written by hand because openpyxl
-    would never number rows out of order or past Excel's last row.
-    """
-    sheet_list = "".join(
-        f'<sheet name="S{index}" sheetId="{index}" r:id="rId1"/>' for index in range(1, sheets + 1)
-    )
-    parts = {
-        "[Content_Types].xml": (
-            '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
-            '<Default Extension="rels" '
-            'ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
-            '<Default Extension="xml" ContentType="application/xml"/>'
-            '<Override PartName="/xl/workbook.xml" ContentType="application/'
-            'vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/>'
-            f'<Override PartName="/{SHEET_XML}" ContentType="application/'
-            'vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/></Types>'
-        ),
-        "_rels/.rels": (
-            f'<Relationships xmlns="{RELS_NS}"><Relationship Id="rId1" '
-            f'Type="{DOC_RELS}/officeDocument" Target="xl/workbook.xml"/></Relationships>'
-        ),
-        "xl/workbook.xml": (
-            f'<workbook xmlns="{MAIN_NS}" xmlns:r="{DOC_RELS}"><sheets>{sheet_list}</sheets>'
-            "</workbook>"
-        ),
-        "xl/_rels/workbook.xml.rels": (
-            f'<Relationships xmlns="{RELS_NS}"><Relationship Id="rId1" '
-            f'Type="{DOC_RELS}/worksheet" Target="worksheets/sheet1.xml"/></Relationships>'
-        ),
-        SHEET_XML: f'<worksheet xmlns="{MAIN_NS}"><sheetData>{rows}</sheetData></worksheet>',
-    }
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for name, content in parts.items():
-            archive.writestr(name, content)
-    return path
+HEADER_ROW = header_row("A1", "B2")
 
 
 def test_crafted_workbooks_read_like_spreadsheet_ones(tmp_path: Path) -> None:
@@ -640,6 +602,188 @@ def test_refuses_a_file_that_is_not_parquet(tmp_path: Path) -> None:
 
     with pytest.raises(WorkbookError, match=r"is not a Parquet file .* received text starting"):
         read_parquet_cells(path, COLUMNS)
+
+
+# --- Parquet files whose footer or pages lie ---------------------------------------------------
+
+
+def small_parquet(path: Path, rows: int = 3, **options: object) -> Path:
+    numbers = [float(index) for index in range(rows)]
+    return write_parquet(path, {"A1": numbers, "B2": numbers, "C3": numbers}, **options)
+
+
+def _absurd_row_count(path: Path) -> None:
+    rewrite_parquet_footer(small_parquet(path), set_row_count(10**12))
+
+
+def _more_rows_than_data(path: Path) -> None:
+    rewrite_parquet_footer(small_parquet(path), set_row_count(200))
+
+
+def _rows_not_summing(path: Path) -> None:
+    rewrite_parquet_footer(small_parquet(path), lambda footer: footer.set(3, 2))
+
+
+def _chunk_past_the_file(path: Path) -> None:
+    rewrite_parquet_footer(small_parquet(path), set_chunk_sizes(compressed=10**15))
+
+
+def _absurd_chunk_sizes(path: Path) -> None:
+    rewrite_parquet_footer(small_parquet(path), set_chunk_sizes(uncompressed=10**15))
+
+
+def _pages_hiding_nulls(path: Path) -> None:
+    """100,000 null values in a few bytes of levels, under a footer claiming 3 rows."""
+    nulls = pa.nulls(100_000, pa.float64())
+    write_parquet(path, {"A1": nulls, "B2": nulls, "C3": nulls})
+    rewrite_parquet_footer(path, set_row_count(3))
+
+
+def _damaged_page_header(path: Path) -> None:
+    small_parquet(path)
+    data = bytearray(path.read_bytes())
+    data[4:16] = b"\x15" + b"\xff" * 11  # the first page header: a varint that never ends
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (
+            _absurd_row_count,
+            r"has too many rows. Expected at most 250,000 \(MAX_DATA_ROWS\). "
+            r"Received: 1,000,000,000,000 rows\.",
+        ),
+        (
+            _more_rows_than_data,
+            r"expected the column A1, row group 0 pages to hold one value per "
+            r"row \(200\). Received: 3 values\.",
+        ),
+        (
+            _rows_not_summing,
+            r"expected its footer's row count to be the sum of its row groups'. "
+            r"Received: 2 rows, row groups of 3 rows\.",
+        ),
+        (
+            _chunk_past_the_file,
+            r"expected the column A1, row group 0 chunk within the data "
+            r"\(bytes 4 to [\d,]+\). Received: bytes 4 to 1.000e\+15\.",
+        ),
+        (
+            _absurd_chunk_sizes,
+            r"chunks declaring at most 67,108,864 bytes uncompressed "
+            r"\(MAX_UNCOMPRESSED_BYTES\). Received: 3.000e\+15 bytes\.",
+        ),
+        (_pages_hiding_nulls, r"pages to hold one value per row \(3\). Received: 100,000 values"),
+        (
+            _damaged_page_header,
+            r"is a damaged Parquet file \(column A1, row group 0: Expected a "
+            r"varint of at most 10 bytes",
+        ),
+    ],
+    ids=[
+        "rows-1e12",
+        "rows-beyond-data",
+        "rows-not-summing",
+        "chunk-past-file",
+        "absurd-chunk-sizes",
+        "pages-hiding-nulls",
+        "damaged-page-header",
+    ],
+)
+def test_refuses_parquet_whose_footer_or_pages_lie_before_decoding(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, build: Callable[[Path], None], message: str
+) -> None:
+    path = tmp_path / "table.parquet"
+    build(path)
+    _forbid_decoding(monkeypatch)
+
+    with pytest.raises(WorkbookError, match=message) as caught:
+        read_parquet_cells(path, COLUMNS)
+    assert caught.match(rf"^'{re.escape(str(path))}'")
+
+
+def _forbid_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("Arrow was asked to decode before the checks refused the file")
+
+    monkeypatch.setattr(pq.ParquetFile, "read", refuse)
+
+
+def test_refuses_a_page_that_inflates_past_the_limit_under_a_small_footer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The footer says 100 bytes; the page header (which Arrow allocates from) says 200,000.
+    text = pa.array(["x" * 200_000, "y", "z"])
+    path = write_parquet(
+        tmp_path / "t.parquet",
+        {"A1": text, "B2": text, "C3": text},
+        compression="zstd",
+        use_dictionary=False,
+    )
+    rewrite_parquet_footer(path, set_chunk_sizes(uncompressed=100))
+    monkeypatch.setattr(workbook, "MAX_UNCOMPRESSED_BYTES", 100_000)
+    _forbid_decoding(monkeypatch)
+
+    with pytest.raises(
+        WorkbookError,
+        match=r"expected pages declaring at most 100,000 bytes "
+        r"uncompressed in the wanted columns \(MAX_UNCOMPRESSED_BYTES\). "
+        r"Received: more, by column A1, row group 0\.",
+    ):
+        read_parquet_cells(path, COLUMNS)
+
+
+@pytest.mark.parametrize(
+    ("limit", "options", "message"),
+    [
+        (
+            "MAX_PARQUET_ROW_GROUPS",
+            {"row_group_size": 1},
+            r"expected at most 2 Parquet row groups \(MAX_PARQUET_ROW_GROUPS\). Received: 3\.",
+        ),
+        (
+            "MAX_PARQUET_PAGES",
+            {"data_page_size": 1, "write_batch_size": 1},
+            r"expected at most 2 pages in the wanted columns \(MAX_PARQUET_PAGES\)",
+        ),
+    ],
+    ids=["row-groups", "pages"],
+)
+def test_refuses_parquet_with_too_many_row_groups_or_pages(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    limit: str,
+    options: dict[str, int],
+    message: str,
+) -> None:
+    path = small_parquet(tmp_path / "t.parquet", **options)
+    monkeypatch.setattr(workbook, limit, 2)
+
+    with pytest.raises(WorkbookError, match=message):
+        read_parquet_cells(path, COLUMNS)
+
+
+def test_refuses_parquet_columns_that_are_not_one_value_per_row(tmp_path: Path) -> None:
+    lists = pa.array([[1.0, 2.0], [3.0], []])
+    path = write_parquet(tmp_path / "t.parquet", {"A1": lists, "B2": [1, 2, 3], "C3": [1, 2, 3]})
+
+    with pytest.raises(
+        WorkbookError,
+        match=r"expected column A1 to hold one number, date, "
+        r"boolean or text per row. Received: list<(item|element): double>\.",
+    ):
+        read_parquet_cells(path, COLUMNS)
+
+
+def test_dictionary_text_becomes_one_string_shared_by_its_rows(tmp_path: Path) -> None:
+    word = pa.DictionaryArray.from_arrays(pa.array([0, 0, 0], pa.int32()), pa.array(["w" * 100]))
+    path = write_parquet(tmp_path / "t.parquet", {"A1": word, "B2": [1, 2, 3], "C3": [4, 5, 6]})
+
+    cells = read_parquet_cells(path, COLUMNS)
+
+    assert cells.rows[0][0] == "w" * 100
+    assert cells.rows[0][0] is cells.rows[1][0] is cells.rows[2][0]
 
 
 @pytest.mark.parametrize(
