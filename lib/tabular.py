@@ -279,7 +279,7 @@ def _show(value: object) -> str:
 class _Finding:
     """Rows with one kind of problem in one column: the first few rendered, the rest counted.
 
-    A 250,000-row table of text would otherwise build a message fragment for every row.
+    A 100,000-row table of text would otherwise build a message fragment for every row.
     """
 
     def __init__(self, sentence: str, render: Callable[[int, object], str]) -> None:

@@ -23,6 +23,7 @@ from lib.workbook import (
     MAX_ARCHIVE_ENTRIES,
     MAX_BLANK_ROWS,
     MAX_CELL_CHARS,
+    MAX_DATA_ROWS,
     MAX_UNCOMPRESSED_BYTES,
     WorkbookError,
     format_rows,
@@ -651,7 +652,7 @@ def _damaged_page_header(path: Path) -> None:
     [
         (
             _absurd_row_count,
-            r"has too many rows. Expected at most 250,000 \(MAX_DATA_ROWS\). "
+            rf"has too many rows. Expected at most {MAX_DATA_ROWS:,} \(MAX_DATA_ROWS\). "
             r"Received: 1,000,000,000,000 rows\.",
         ),
         (
