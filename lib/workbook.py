@@ -83,8 +83,10 @@ per 20,000 values, so `MAX_DATA_ROWS` rows of ten columns take about 50."""
 MAX_BLANK_ROWS = 10_000
 """Most blank rows accepted between the header and the last data row (in runs or missing from
 the file); blank rows after the last data row are never counted, whatever their number."""
-MAX_ROWS_READ = MAX_DATA_ROWS + MAX_BLANK_ROWS
-"""Most rows read below the header, blank or not: a flood of blank CSV records ends here."""
+MAX_CSV_RECORDS = MAX_DATA_ROWS + MAX_BLANK_ROWS
+"""Most CSV records read below the header, blank or not: 60 MB of line breaks would otherwise
+cost the csv module 60 million records. (A workbook's rows are bounded by `MAX_XML_ELEMENTS`,
+so blank rows after its data stay free; a Parquet file's by `MAX_DATA_ROWS`.)"""
 HEADER_SEARCH_ROWS = 10
 """The header row must lie within this many rows from the top of its sheet (or CSV)."""
 MAX_HEADER_COLUMNS = 256
@@ -225,7 +227,7 @@ def read_csv_cells(path: Path, columns: Sequence[str]) -> Cells:
     try:
         header_row, header = _find_csv_header(records, columns, where)
         positions = _select_columns(header, columns, where, _ordinal)
-        numbered = enumerate(records, start=header_row + 1)
+        numbered = enumerate(_bounded_records(records, where), start=header_row + 1)
         kept = _collect_rows(numbered, positions, where, header_row + 1, _parse_csv_cell)
     except csv.Error as exc:
         raise WorkbookError(
@@ -896,15 +898,13 @@ def _collect_rows(
     them, whether the file holds them or skips their numbers (a sheet may jump from row 9 to
     row 900). So trailing blank rows cost nothing and a gap costs list slots, never a loop over
     rows the file does not hold; `MAX_BLANK_ROWS` bounds those slots, `MAX_DATA_ROWS` the
-    data and `MAX_ROWS_READ` the rows read (a flood of blank CSV records).
+    data.
     """
     blank = (None,) * len(positions)
     is_blank = _BlankCheck()
     kept: list[tuple[object, ...]] = []
     blanks = 0
-    for count, (number, row) in enumerate(rows, start=1):
-        if count > MAX_ROWS_READ:
-            raise _too_many_rows(where, f"{MAX_ROWS_READ:,} rows, blank or not (MAX_ROWS_READ)")
+    for number, row in rows:
         if not row:
             continue
         values = _wanted_values(row, positions, is_blank)
@@ -923,6 +923,15 @@ def _collect_rows(
             f"{where}: expected at least one data row below the header. Received: none."
         )
     return kept
+
+
+def _bounded_records(records: Iterator[list[str]], where: str) -> Iterator[list[str]]:
+    for count, record in enumerate(records, start=1):
+        if count > MAX_CSV_RECORDS:
+            raise _too_many_rows(
+                where, f"{MAX_CSV_RECORDS:,} records, blank or not (MAX_CSV_RECORDS)"
+            )
+        yield record
 
 
 def _wanted_values(
