@@ -103,6 +103,7 @@ def _to_grayscale(image: Image.Image) -> Image.Image:
     """Decode fully (so truncation surfaces here) and convert to 8-bit luminance."""
     image.load()
     if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
-        rgba = image.convert("RGBA")
+        # convert() copies even to the same mode; a 40 MP picture is 160 MB a copy.
+        rgba = image if image.mode == "RGBA" else image.convert("RGBA")
         return Image.alpha_composite(Image.new("RGBA", rgba.size, BLACK), rgba).convert(GRAYSCALE)
     return image.convert(GRAYSCALE)
