@@ -7,6 +7,12 @@ before anything is decompressed, its XML is parsed by defusedxml (openpyxl uses 
 is importable; `read_xlsx_cells` refuses to run otherwise), and every failure is one
 `WorkbookError` naming the file, the sheet, the column and the rows. Typing and range checks
 belong to the schema (`lib.tabular`); here a cell is whatever the file holds.
+
+Cost is bounded by what a file holds, never by what it claims: a workbook by its count of
+XML elements (counted before parsing) and the rows present in its XML (row numbers may jump,
+gaps are never iterated), a CSV by its records, a Parquet file by its page headers (walked
+before Arrow decodes). Each limit is a named constant sized so that the worst file within it
+reads in a few seconds and a few hundred MB on a 2-core machine (`benchmarks/hostile.py`).
 """
 
 from __future__ import annotations
@@ -74,6 +80,9 @@ every cell naming it would hand the same huge text to each check."""
 MAX_DATA_ROWS = 100_000
 """Most non-blank data rows accepted: 130x the real data set. Reading and validating that many
 rows of CSV takes about 2 s here (250,000 took 4 s, 7 s with the machine's two cores shared)."""
+MAX_PARQUET_FOOTER_BYTES = 8 * 2**20
+"""Largest Parquet footer parsed: Arrow holds about ten times its bytes in memory (a 62 MB
+footer of 75,000 row groups took 600 MB); ten columns in ten row groups take a few kB."""
 MAX_PARQUET_ROW_GROUPS = 10_000
 """Most Parquet row groups: each costs a few checks in Python; Arrow writes up to 1 Mi rows
 in one, so a file of `MAX_DATA_ROWS` rows needs one."""
@@ -106,7 +115,8 @@ _TAG_START = b"<"
 _END_TAG_START = b"</"
 _ROW_TAG = f"{{{SHEET_MAIN_NS}}}row"
 _SHEET_DATA_TAG = f"{{{SHEET_MAIN_NS}}}sheetData"
-_PARQUET_MAGIC_BYTES = 4
+_PARQUET_MAGIC = b"PAR1"
+_PARQUET_MAGIC_BYTES = len(_PARQUET_MAGIC)
 _PARQUET_TRAILER_BYTES = 8  # the footer's length and the closing magic
 _PARQUET_DATA_PAGES = (DATA_PAGE, DATA_PAGE_V2)
 _PARQUET_CELL_TYPES = (
@@ -256,7 +266,7 @@ def read_parquet_cells(path: Path, columns: Sequence[str]) -> Cells:
     parquet = _open_parquet(where, data)
     _select_columns(parquet.schema_arrow.names, columns, where, _ordinal)
     _check_parquet_types(where, parquet.schema_arrow, columns)
-    _check_parquet_footer(where, parquet.metadata, len(data))
+    _check_parquet_footer(where, parquet.metadata)
     chunks = _parquet_chunks(parquet, columns)
     _check_parquet_chunks(
         where, chunks, len(data) - _PARQUET_TRAILER_BYTES - parquet.metadata.serialized_size
@@ -459,6 +469,14 @@ class _ParquetChunk:
 
 
 def _open_parquet(where: str, data: bytes) -> pq.ParquetFile:
+    """Parse the footer, unless its length (in the file's last 8 bytes) is over the limit."""
+    footer_bytes = int.from_bytes(data[-_PARQUET_TRAILER_BYTES:-_PARQUET_MAGIC_BYTES], "little")
+    if data.endswith(_PARQUET_MAGIC) and footer_bytes > MAX_PARQUET_FOOTER_BYTES:
+        raise WorkbookError(
+            f"{where} is refused: expected a Parquet footer of at most "
+            f"{MAX_PARQUET_FOOTER_BYTES:,} bytes (MAX_PARQUET_FOOTER_BYTES). Received: "
+            f"{footer_bytes:,} bytes."
+        )
     try:
         return pq.ParquetFile(pa.BufferReader(data))
     except (pa.ArrowException, OSError) as exc:
@@ -504,7 +522,7 @@ def _check_parquet_types(where: str, schema: pa.Schema, columns: Sequence[str]) 
             )
 
 
-def _check_parquet_footer(where: str, metadata: pq.FileMetaData, file_bytes: int) -> None:
+def _check_parquet_footer(where: str, metadata: pq.FileMetaData) -> None:
     """The footer's counts, before anything is allocated from them."""
     if metadata.num_row_groups > MAX_PARQUET_ROW_GROUPS:
         raise WorkbookError(

@@ -32,7 +32,9 @@ from lib.workbook import (
     read_xlsx_cells,
 )
 from tests.fixtures.hostile import (
+    FILE_ROW_GROUPS,
     MAIN_NS,
+    ThriftStruct,
     craft_xlsx,
     header_row,
     rewrite_parquet_footer,
@@ -636,6 +638,16 @@ def _pages_hiding_nulls(path: Path) -> None:
     rewrite_parquet_footer(path, set_row_count(3))
 
 
+def _footer_of_many_row_groups(path: Path) -> None:
+    """3,000 copies of the one row group: a footer of about 1 MB."""
+
+    def repeat(footer: ThriftStruct) -> None:
+        kind, groups = footer.get(FILE_ROW_GROUPS)
+        footer.set(FILE_ROW_GROUPS, (kind, groups * 3_000))
+
+    rewrite_parquet_footer(small_parquet(path), repeat)
+
+
 def _damaged_page_header(path: Path) -> None:
     small_parquet(path)
     data = bytearray(path.read_bytes())
@@ -673,6 +685,11 @@ def _damaged_page_header(path: Path) -> None:
         ),
         (_pages_hiding_nulls, r"pages to hold one value per row \(3\). Received: 100,000 values"),
         (
+            _footer_of_many_row_groups,
+            r"expected a Parquet footer of at most 100,000 bytes \(MAX_PARQUET_FOOTER_BYTES\). "
+            r"Received: [\d,]+ bytes\.",
+        ),
+        (
             _damaged_page_header,
             r"is a damaged Parquet file \(column A1, row group 0: Expected a "
             r"varint of at most 10 bytes",
@@ -685,6 +702,7 @@ def _damaged_page_header(path: Path) -> None:
         "chunk-past-file",
         "absurd-chunk-sizes",
         "pages-hiding-nulls",
+        "footer-too-large",
         "damaged-page-header",
     ],
 )
@@ -694,6 +712,7 @@ def test_refuses_parquet_whose_footer_or_pages_lie_before_decoding(
     path = tmp_path / "table.parquet"
     build(path)
     _forbid_decoding(monkeypatch)
+    monkeypatch.setattr(workbook, "MAX_PARQUET_FOOTER_BYTES", 100_000)
 
     with pytest.raises(WorkbookError, match=message) as caught:
         read_parquet_cells(path, COLUMNS)
