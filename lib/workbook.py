@@ -191,8 +191,10 @@ def read_xlsx_cells(path: Path, columns: Sequence[str]) -> Cells:
 
     Raises:
         WorkbookError: the file is not an .xlsx workbook, is hostile (zip or XML entity
-            bomb), has no or several sheets with the header, misses or repeats a wanted
-            column, or has no data rows.
+            bomb, more XML than `MAX_XML_ELEMENTS`, sheets sharing a part, a shared string
+            longer than a cell holds), numbers rows out of order or past Excel's last, has
+            more than `MAX_BLANK_ROWS` blank rows before its last data row, has no or several
+            sheets with the header, misses or repeats a wanted column, or has no data rows.
         RuntimeError: openpyxl would parse XML without defusedxml.
     """
     _require_defused_xml()
@@ -221,8 +223,9 @@ def read_csv_cells(path: Path, columns: Sequence[str]) -> Cells:
     spellings included, for the schema to reject); any other text stays text.
 
     Raises:
-        WorkbookError: the file is not UTF-8 CSV, misses or repeats a wanted column, or has
-            no data rows.
+        WorkbookError: the file is not UTF-8 CSV, misses or repeats a wanted column, has
+            more records than `MAX_CSV_RECORDS` or blank ones than `MAX_BLANK_ROWS` before
+            its last data row, or has no data rows.
     """
     data = _read_bounded(path)
     where = _location(path, None)
