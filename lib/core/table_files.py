@@ -7,6 +7,12 @@ before anything is decompressed, its XML is parsed by defusedxml (openpyxl uses 
 is importable; `read_xlsx_cells` refuses to run otherwise), and every failure is one
 `WorkbookError` naming the file, the sheet, the column and the rows. Typing and range checks
 belong to the schema (`lib.energy.table`); here a cell is whatever the file holds.
+
+Cost is bounded by what a file holds, never by what it claims: a workbook by its count of
+XML elements (counted before parsing) and the rows present in its XML (row numbers may jump,
+gaps are never iterated), a CSV by its records, a Parquet file by its page headers (walked
+before Arrow decodes). Each limit is a named constant sized so that the worst file within it
+reads in a few seconds and a few hundred MB on a 2-core machine (`benchmarks/hostile.py`).
 """
 
 from __future__ import annotations
@@ -15,38 +21,81 @@ import contextlib
 import csv
 import hashlib
 import io
+import itertools
 import re
 import warnings
 import zipfile
-from collections.abc import Callable, Iterable, Iterator, Sequence
+import zlib
+from collections import Counter
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import openpyxl
 import openpyxl.xml
+import openpyxl.xml.functions
 import pyarrow as pa
 import pyarrow.parquet as pq
 from defusedxml import DefusedXmlException
+from openpyxl.reader.excel import ExcelReader
 from openpyxl.utils import get_column_letter
+from openpyxl.worksheet._reader import WorkSheetParser
+from openpyxl.xml.constants import ARC_STYLE, SHEET_MAIN_NS
+
+from lib.core.parquet_pages import DATA_PAGE, DATA_PAGE_V2, PageHeaderError, read_page_headers
 
 MAX_FILE_BYTES = 64 * 2**20
-"""Largest input file read; the real workbook is 76 kB, a CSV of `MAX_DATA_ROWS` about 15 MB."""
+"""Largest input file read; the real workbook is 76 kB, a CSV of `MAX_DATA_ROWS` about 6 MB."""
 MAX_ARCHIVE_ENTRIES = 1_000
 """Most zip entries in a workbook; Excel writes a few dozen."""
-MAX_UNCOMPRESSED_BYTES = 200 * 2**20
+MAX_UNCOMPRESSED_BYTES = 64 * 2**20
 """Largest total the zip entries (or Parquet column chunks) may declare once decompressed.
 
 Python's `zipfile` stops every entry at its declared size (a lying header ends in a CRC
-error), so checking declarations bounds what openpyxl can inflate. 200 MiB of sheet XML holds
-about 500,000 rows of ten numbers; the real workbook declares 0.5 MB.
+error), so checking declarations bounds what openpyxl can inflate, and so the memory one long
+string in the XML can take. The real workbook declares 0.5 MB; `MAX_XML_ELEMENTS` limits a sheet
+long before this does.
 """
 MAX_COMPRESSION_RATIO = 100
 """Largest uncompressed/compressed ratio of a big zip entry (sheet XML compresses ~7x)."""
 RATIO_CHECK_MIN_BYTES = 2**20
 """Entries smaller than this may compress arbitrarily well: they cannot exhaust memory."""
-MAX_DATA_ROWS = 250_000
-"""Most non-blank data rows accepted: ~325x the real data set, still a few hundred MB in memory."""
+MAX_XML_ELEMENTS = 200_000
+"""Most XML elements (start tags) in all zip entries together.
+
+openpyxl parses XML through defusedxml's pure-Python handlers and builds an object for many
+elements: 3-17 µs an element, so the element count, not the byte count, sets how long a
+workbook takes to read (4 s at worst here). It holds about 7,000 rows of ten numbers, 9x the
+real workbook (22,858 elements); larger tables read faster as CSV or Parquet.
+"""
+MAX_STYLE_ELEMENTS = 25_000
+"""Most XML elements in the styles part, where openpyxl spends up to 35 µs on each; the real
+workbook's has 521, a workbook bloated by pasted formats a few thousand."""
+EXCEL_MAX_ROWS = 1_048_576
+"""Excel's last row; a sheet numbering a row beyond it was not written by a spreadsheet."""
+MAX_CELL_CHARS = 32_767
+"""Excel's limit on the characters in one cell; a longer shared string is refused, because
+every cell naming it would hand the same huge text to each check."""
+MAX_DATA_ROWS = 100_000
+"""Most non-blank data rows accepted: 130x the real data set. Reading and validating that many
+rows of CSV takes about 2 s here (250,000 took 4 s, 7 s with the machine's two cores shared)."""
+MAX_PARQUET_FOOTER_BYTES = 8 * 2**20
+"""Largest Parquet footer parsed: Arrow holds about ten times its bytes in memory (a 62 MB
+footer of 75,000 row groups took 600 MB); ten columns in ten row groups take a few kB."""
+MAX_PARQUET_ROW_GROUPS = 10_000
+"""Most Parquet row groups: each costs a few checks in Python; Arrow writes up to 1 Mi rows
+in one, so a file of `MAX_DATA_ROWS` rows needs one."""
+MAX_PARQUET_PAGES = 10_000
+"""Most Parquet pages in the wanted columns, each header walked in Python; Arrow writes a page
+per 20,000 values, so `MAX_DATA_ROWS` rows of ten columns take about 50."""
+MAX_BLANK_ROWS = 10_000
+"""Most blank rows accepted between the header and the last data row (in runs or missing from
+the file); blank rows after the last data row are never counted, whatever their number."""
+MAX_CSV_RECORDS = MAX_DATA_ROWS + MAX_BLANK_ROWS
+"""Most CSV records read below the header, blank or not: 60 MB of line breaks would otherwise
+cost the csv module 60 million records. (A workbook's rows are bounded by `MAX_XML_ELEMENTS`,
+so blank rows after its data stay free; a Parquet file's by `MAX_DATA_ROWS`.)"""
 HEADER_SEARCH_ROWS = 10
 """The header row must lie within this many rows from the top of its sheet (or CSV)."""
 MAX_HEADER_COLUMNS = 256
@@ -59,6 +108,28 @@ _ZIP_MAGIC = b"PK"
 _TEXT_SAMPLE_BYTES = 1_024
 _SHOWN_TEXT_CHARS = 40
 _SHOWN_NAMES = 20
+_SHOWN_ERROR_CHARS = 160
+_SHOWN_NUMBER_DIGITS = 15
+_INFLATE_CHUNK_BYTES = 2**20
+_TAG_START = b"<"
+_END_TAG_START = b"</"
+_ROW_TAG = f"{{{SHEET_MAIN_NS}}}row"
+_SHEET_DATA_TAG = f"{{{SHEET_MAIN_NS}}}sheetData"
+_PARQUET_MAGIC = b"PAR1"
+_PARQUET_MAGIC_BYTES = len(_PARQUET_MAGIC)
+_PARQUET_TRAILER_BYTES = 8  # the footer's length and the closing magic
+_PARQUET_DATA_PAGES = (DATA_PAGE, DATA_PAGE_V2)
+_PARQUET_CELL_TYPES = (
+    pa.types.is_integer,
+    pa.types.is_floating,
+    pa.types.is_decimal,
+    pa.types.is_boolean,
+    pa.types.is_temporal,
+    pa.types.is_null,
+    pa.types.is_string,
+    pa.types.is_large_string,
+)
+_BLANK_MEMO_MIN_CHARS = 64
 _CSV_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 _CSV_NON_FINITE = re.compile(r"[+-]?(?:nan|inf|infinity)", re.IGNORECASE)
 
@@ -100,11 +171,15 @@ class Cells:
         return _location(self.source, self.sheet)
 
 
-def format_rows(items: Sequence[str], limit: int = MAX_LISTED_ROWS) -> str:
-    """Join the first `limit` items and summarise the rest as "and N more"."""
+def format_rows(items: Sequence[str], limit: int = MAX_LISTED_ROWS, total: int = 0) -> str:
+    """Join the first `limit` items and summarise the rest as "and N more".
+
+    `total`, when larger than ``len(items)``, says the items are the first of that many (so a
+    caller need not render a message fragment for every bad row of a big table).
+    """
     shown = ", ".join(items[:limit])
-    hidden = len(items) - limit
-    return f"{shown} and {hidden} more" if hidden > 0 else shown
+    hidden = max(len(items), total) - min(len(items), limit)
+    return f"{shown} and {hidden:,} more" if hidden > 0 else shown
 
 
 def read_xlsx_cells(path: Path, columns: Sequence[str]) -> Cells:
@@ -116,8 +191,10 @@ def read_xlsx_cells(path: Path, columns: Sequence[str]) -> Cells:
 
     Raises:
         WorkbookError: the file is not an .xlsx workbook, is hostile (zip or XML entity
-            bomb), has no or several sheets with the header, misses or repeats a wanted
-            column, or has no data rows.
+            bomb, more XML than `MAX_XML_ELEMENTS`, sheets sharing a part, a shared string
+            longer than a cell holds), numbers rows out of order or past Excel's last, has
+            more than `MAX_BLANK_ROWS` blank rows before its last data row, has no or several
+            sheets with the header, misses or repeats a wanted column, or has no data rows.
         RuntimeError: openpyxl would parse XML without defusedxml.
     """
     _require_defused_xml()
@@ -126,17 +203,14 @@ def read_xlsx_cells(path: Path, columns: Sequence[str]) -> Cells:
     with _openpyxl_errors(path), warnings.catch_warnings():
         # openpyxl warns about styles and extensions it drops; they never change cell values.
         warnings.filterwarnings("ignore", category=UserWarning, module=r"openpyxl\.")
-        workbook = openpyxl.load_workbook(
-            io.BytesIO(data), read_only=True, data_only=True, keep_links=False
-        )
+        workbook = _load_workbook(path, data)
         try:
             sheet, header_row, header = _find_header_sheet(path, workbook, columns)
             where = _location(path, sheet.title)
             positions = _select_columns(header, columns, where, get_column_letter)
-            rows = sheet.iter_rows(
-                min_row=header_row + 1, max_col=max(positions) + 1, values_only=True
-            )
-            kept = _collect_rows(rows, positions, where)
+            rows = _sheet_rows(sheet, where, max(positions) + 1)
+            below = (numbered for numbered in rows if numbered[0] > header_row)
+            kept = _collect_rows(below, positions, where, header_row + 1)
         finally:
             workbook.close()
     return Cells(path, sheet.title, _sha256(data), tuple(columns), kept, header_row + 1)
@@ -149,8 +223,9 @@ def read_csv_cells(path: Path, columns: Sequence[str]) -> Cells:
     spellings included, for the schema to reject); any other text stays text.
 
     Raises:
-        WorkbookError: the file is not UTF-8 CSV, misses or repeats a wanted column, or has
-            no data rows.
+        WorkbookError: the file is not UTF-8 CSV, misses or repeats a wanted column, has
+            more records than `MAX_CSV_RECORDS` or blank ones than `MAX_BLANK_ROWS` before
+            its last data row, or has no data rows.
     """
     data = _read_bounded(path)
     where = _location(path, None)
@@ -165,7 +240,8 @@ def read_csv_cells(path: Path, columns: Sequence[str]) -> Cells:
     try:
         header_row, header = _find_csv_header(records, columns, where)
         positions = _select_columns(header, columns, where, _ordinal)
-        kept = _collect_rows(records, positions, where, convert=_parse_csv_cell)
+        numbered = enumerate(_bounded_records(records, where), start=header_row + 1)
+        kept = _collect_rows(numbered, positions, where, header_row + 1, _parse_csv_cell)
     except csv.Error as exc:
         raise WorkbookError(
             f"{where} is not a valid CSV file (record {records.line_num}: {exc})."
@@ -176,28 +252,33 @@ def read_csv_cells(path: Path, columns: Sequence[str]) -> Cells:
 def read_parquet_cells(path: Path, columns: Sequence[str]) -> Cells:
     """Read the wanted columns of a Parquet file; rows are numbered from 1.
 
+    The footer is only a summary that Arrow does not hold pages to, so before Arrow decodes
+    anything the footer's row counts and chunk ranges are checked against each other and the
+    file, then every page header of the wanted columns is walked (`lib.core.parquet_pages`): what
+    Arrow will allocate is what the pages declare, bounded by `MAX_UNCOMPRESSED_BYTES` and
+    the row count. Text stays dictionary-encoded until each distinct word becomes one Python
+    string that its rows share, so a short dictionary cannot expand into gigabytes.
+
     Raises:
-        WorkbookError: the file is not Parquet, declares more than the size limits, misses or
-            repeats a wanted column, or has no rows.
+        WorkbookError: the file is not Parquet, is damaged or declares more than the limits,
+            misses or repeats a wanted column, holds one that is not one number, date,
+            boolean or text per row, or has no rows.
     """
     data = _read_bounded(path)
     where = _location(path, None)
-    buffer = pa.BufferReader(data)
-    try:
-        parquet = pq.ParquetFile(buffer)
-    except (pa.ArrowException, OSError) as exc:
-        raise WorkbookError(
-            f"{where} is not a Parquet file (expected the PAR1 format; "
-            f"received {_describe_bytes(data)})."
-        ) from exc
-    _check_parquet_sizes(where, parquet.metadata)
+    parquet = _open_parquet(where, data)
     _select_columns(parquet.schema_arrow.names, columns, where, _ordinal)
-    try:
-        table = parquet.read(columns=list(columns), use_threads=False)
-    except (pa.ArrowException, OSError) as exc:
-        raise WorkbookError(f"{where} is a damaged Parquet file ({exc}).") from exc
-    values = [table.column(index).to_pylist() for index in range(table.num_columns)]
-    kept = _collect_rows(zip(*values, strict=True), range(len(columns)), where)
+    _check_parquet_types(where, parquet.schema_arrow, columns)
+    _check_parquet_footer(where, parquet.metadata)
+    chunks = _parquet_chunks(parquet, columns)
+    _check_parquet_chunks(
+        where, chunks, len(data) - _PARQUET_TRAILER_BYTES - parquet.metadata.serialized_size
+    )
+    _check_parquet_pages(where, data, chunks)
+    table = _read_parquet(where, data, parquet.metadata, columns)
+    values = [_python_values(table.column(index)) for index in range(table.num_columns)]
+    numbered = enumerate(zip(*values, strict=True), start=1)
+    kept = _collect_rows(numbered, range(len(columns)), where, 1)
     return Cells(path, None, _sha256(data), tuple(columns), kept, 1)
 
 
@@ -231,6 +312,17 @@ def _read_bounded(path: Path) -> bytes:
             f"bytes (MAX_FILE_BYTES). Received: a larger file."
         )
     return data
+
+
+def _clip(text: str, limit: int = _SHOWN_ERROR_CHARS) -> str:
+    """`text` cut to `limit` characters, unprintable ones escaped: file content quoted in a
+    message stays short and cannot drive a terminal."""
+    shown = text if len(text) <= limit else f"{text[:limit]}..."
+    return "".join(char if char.isprintable() else ascii(char)[1:-1] for char in shown)
+
+
+def _quote(name: str) -> str:
+    return f"'{_clip(name, _SHOWN_TEXT_CHARS)}'"
 
 
 def _describe_bytes(data: bytes) -> str:
@@ -272,13 +364,22 @@ def _not_xlsx(path: Path, expected: str, received: str) -> WorkbookError:
 
 
 def _check_archive(path: Path, data: bytes) -> None:
-    """Refuse non-zips and zip bombs from the central directory alone, inflating nothing."""
+    """Refuse non-zips and zip bombs from the central directory, then count XML elements.
+
+    The directory checks inflate nothing. Only a workbook that passes them is inflated, once
+    and in chunks, to count its elements: parse time grows with elements, not bytes.
+    """
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
         raise _not_xlsx(path, "a zip archive", _describe_bytes(data)) from exc
     with archive:
         entries = archive.infolist()
+        _check_declared_sizes(path, entries)
+        _check_element_count(path, archive, entries)
+
+
+def _check_declared_sizes(path: Path, entries: list[zipfile.ZipInfo]) -> None:
     refused = f"'{path}' is refused as a possible zip bomb. Expected"
     if len(entries) > MAX_ARCHIVE_ENTRIES:
         raise WorkbookError(
@@ -296,28 +397,253 @@ def _check_archive(path: Path, data: bytes) -> None:
         if entry.file_size > RATIO_CHECK_MIN_BYTES and ratio > MAX_COMPRESSION_RATIO:
             raise WorkbookError(
                 f"{refused} entries expanding at most {MAX_COMPRESSION_RATIO}x "
-                f"(MAX_COMPRESSION_RATIO). Received: entry '{entry.filename}' expands "
+                f"(MAX_COMPRESSION_RATIO). Received: entry {_quote(entry.filename)} expands "
                 f"{ratio:,.0f}x ({entry.compress_size:,} -> {entry.file_size:,} bytes)."
             )
 
 
-def _check_parquet_sizes(where: str, metadata: pq.FileMetaData) -> None:
-    declared = sum(
-        metadata.row_group(group).column(column).total_uncompressed_size
-        for group in range(metadata.num_row_groups)
-        for column in range(metadata.num_columns)
-    )
-    if declared > MAX_UNCOMPRESSED_BYTES:
+def _check_element_count(
+    path: Path, archive: zipfile.ZipFile, entries: list[zipfile.ZipInfo]
+) -> None:
+    """Every entry counts, whatever its name: openpyxl parses whichever parts the package
+    names, so a worksheet may hide under any name (styles alone have a fixed one)."""
+    total = 0
+    for entry in entries:
+        styles = entry.filename == ARC_STYLE
+        part_limit = MAX_STYLE_ELEMENTS if styles else MAX_XML_ELEMENTS
+        count = _count_elements(path, archive, entry, min(part_limit, MAX_XML_ELEMENTS - total))
+        total += count
+        refused = f"'{path}' is refused as too costly to parse. Expected at most"
+        if styles and count > MAX_STYLE_ELEMENTS:
+            raise WorkbookError(
+                f"{refused} {MAX_STYLE_ELEMENTS:,} XML elements in its styles part "
+                f"(MAX_STYLE_ELEMENTS). Received: more in entry {_quote(entry.filename)}."
+            )
+        if total > MAX_XML_ELEMENTS:
+            raise WorkbookError(
+                f"{refused} {MAX_XML_ELEMENTS:,} XML elements in all parts together "
+                f"(MAX_XML_ELEMENTS, about 7,000 rows of ten numbers; save a larger table as "
+                f"CSV or Parquet). Received: more, the limit passed in entry "
+                f"{_quote(entry.filename)}."
+            )
+
+
+def _count_elements(
+    path: Path, archive: zipfile.ZipFile, entry: zipfile.ZipInfo, limit: int
+) -> int:
+    """Count the start tags in one entry, stopping once past `limit`.
+
+    Every element, comment or CDATA section opens with ``<`` and an end tag with ``</`` (a
+    chunk boundary may split one ``</``: the count then errs high by one, never low), so this
+    bounds the elements any parser meets without parsing.
+    """
+    elements = 0
+    try:
+        with archive.open(entry) as stream:
+            while elements <= limit and (chunk := stream.read(_INFLATE_CHUNK_BYTES)):
+                elements += chunk.count(_TAG_START) - chunk.count(_END_TAG_START)
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError) as exc:
+        raise _not_xlsx(
+            path,
+            "a zip archive whose entries inflate intact",
+            f"entry {_quote(entry.filename)} that does not: {type(exc).__name__}: "
+            f"{_clip(str(exc))}",
+        ) from exc
+    except RuntimeError as exc:  # zipfile's word for an encrypted entry
+        raise _not_xlsx(
+            path,
+            "an unencrypted zip archive",
+            f"entry {_quote(entry.filename)}: {_clip(str(exc))}",
+        ) from exc
+    return elements
+
+
+@dataclass(frozen=True)
+class _ParquetChunk:
+    """One wanted column in one row group, as the footer declares it."""
+
+    column: str
+    group: int
+    rows: int
+    values: int
+    start: int
+    compressed: int
+    uncompressed: int
+
+
+def _open_parquet(where: str, data: bytes) -> pq.ParquetFile:
+    """Parse the footer, unless its length (in the file's last 8 bytes) is over the limit."""
+    footer_bytes = int.from_bytes(data[-_PARQUET_TRAILER_BYTES:-_PARQUET_MAGIC_BYTES], "little")
+    if data.endswith(_PARQUET_MAGIC) and footer_bytes > MAX_PARQUET_FOOTER_BYTES:
         raise WorkbookError(
-            f"{where} is refused: expected Parquet column chunks declaring at most "
-            f"{MAX_UNCOMPRESSED_BYTES:,} bytes uncompressed (MAX_UNCOMPRESSED_BYTES). "
-            f"Received: {declared:,} bytes."
+            f"{where} is refused: expected a Parquet footer of at most "
+            f"{MAX_PARQUET_FOOTER_BYTES:,} bytes (MAX_PARQUET_FOOTER_BYTES). Received: "
+            f"{footer_bytes:,} bytes."
+        )
+    try:
+        return pq.ParquetFile(pa.BufferReader(data))
+    except (pa.ArrowException, OSError) as exc:
+        raise WorkbookError(
+            f"{where} is not a Parquet file (expected the PAR1 format; "
+            f"received {_describe_bytes(data)})."
+        ) from exc
+
+
+def _read_parquet(
+    where: str, data: bytes, metadata: pq.FileMetaData, columns: Sequence[str]
+) -> pa.Table:
+    """Decode the checked columns, text kept dictionary-encoded (see `_python_values`).
+
+    Reopened with the footer already parsed and checked: Arrow takes the dictionary option
+    only when opening, and refuses it for a name that is not a flat column.
+    """
+    try:
+        parquet = pq.ParquetFile(
+            pa.BufferReader(data), metadata=metadata, read_dictionary=list(columns)
+        )
+        return parquet.read(columns=list(columns), use_threads=False)
+    except (pa.ArrowException, OSError) as exc:
+        raise WorkbookError(f"{where} is a damaged Parquet file ({_clip(str(exc))}).") from exc
+
+
+def _is_cell_type(kind: pa.DataType) -> bool:
+    """One bounded value per row: a number, date, boolean, null or text (any dictionary)."""
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    return any(check(kind) for check in _PARQUET_CELL_TYPES)
+
+
+def _check_parquet_types(where: str, schema: pa.Schema, columns: Sequence[str]) -> None:
+    """Refuse nested and binary columns: a list's value count is not bounded by the row count,
+    and a fixed-size binary's width comes from the file."""
+    for name in columns:
+        kind = schema.field(name).type
+        if not _is_cell_type(kind):
+            raise WorkbookError(
+                f"{where}: expected column {name} to hold one number, date, boolean or text "
+                f"per row. Received: {_clip(str(kind), _SHOWN_TEXT_CHARS)}."
+            )
+
+
+def _check_parquet_footer(where: str, metadata: pq.FileMetaData) -> None:
+    """The footer's counts, before anything is allocated from them."""
+    if metadata.num_row_groups > MAX_PARQUET_ROW_GROUPS:
+        raise WorkbookError(
+            f"{where} is refused: expected at most {MAX_PARQUET_ROW_GROUPS:,} Parquet row "
+            f"groups (MAX_PARQUET_ROW_GROUPS). Received: {metadata.num_row_groups:,}."
         )
     if metadata.num_rows > MAX_DATA_ROWS:
         raise WorkbookError(
             f"{where} has too many rows. Expected at most {MAX_DATA_ROWS:,} (MAX_DATA_ROWS). "
-            f"Received: {metadata.num_rows:,} rows."
+            f"Received: {_show_number(metadata.num_rows)} rows."
         )
+    grouped = [metadata.row_group(group).num_rows for group in range(metadata.num_row_groups)]
+    if metadata.num_rows < 0 or min(grouped, default=0) < 0 or sum(grouped) != metadata.num_rows:
+        raise WorkbookError(
+            f"{where} is a damaged Parquet file: expected its footer's row count to be the sum "
+            f"of its row groups'. Received: {_show_number(metadata.num_rows)} rows, row groups "
+            f"of {format_rows([_show_number(rows) for rows in grouped])} rows."
+        )
+
+
+def _parquet_chunks(parquet: pq.ParquetFile, columns: Sequence[str]) -> list[_ParquetChunk]:
+    metadata = parquet.metadata
+    leaves = {name: parquet.reader.column_name_idx(name) for name in columns}
+    chunks = []
+    for group in range(metadata.num_row_groups):
+        row_group = metadata.row_group(group)
+        for name, leaf in leaves.items():
+            chunk = row_group.column(leaf)
+            start = chunk.data_page_offset
+            # As Arrow reads it: the dictionary page, when there is one, comes first.
+            if chunk.has_dictionary_page and 0 < chunk.dictionary_page_offset < start:
+                start = chunk.dictionary_page_offset
+            chunks.append(
+                _ParquetChunk(
+                    name,
+                    group,
+                    row_group.num_rows,
+                    chunk.num_values,
+                    start,
+                    chunk.total_compressed_size,
+                    chunk.total_uncompressed_size,
+                )
+            )
+    return chunks
+
+
+def _check_parquet_chunks(where: str, chunks: Sequence[_ParquetChunk], data_end: int) -> None:
+    """Each wanted chunk lies inside the file's data, and declares one value per row."""
+    for chunk in chunks:
+        at = f"column {chunk.column}, row group {chunk.group}"
+        end = chunk.start + chunk.compressed
+        if chunk.start < _PARQUET_MAGIC_BYTES or chunk.compressed < 0 or end > data_end:
+            raise WorkbookError(
+                f"{where} is a damaged Parquet file: expected the {at} chunk within the data "
+                f"(bytes {_PARQUET_MAGIC_BYTES:,} to {data_end:,}). Received: bytes "
+                f"{_show_number(chunk.start)} to {_show_number(end)}."
+            )
+        if chunk.values != chunk.rows:
+            raise WorkbookError(
+                f"{where} is a damaged Parquet file: expected the {at} chunk to declare one "
+                f"value per row ({_show_number(chunk.rows)}). Received: "
+                f"{_show_number(chunk.values)} values."
+            )
+    declared = sum(chunk.uncompressed for chunk in chunks)
+    if declared > MAX_UNCOMPRESSED_BYTES:
+        raise WorkbookError(
+            f"{where} is refused: expected Parquet column chunks declaring at most "
+            f"{MAX_UNCOMPRESSED_BYTES:,} bytes uncompressed (MAX_UNCOMPRESSED_BYTES). "
+            f"Received: {_show_number(declared)} bytes."
+        )
+
+
+def _check_parquet_pages(where: str, data: bytes, chunks: Sequence[_ParquetChunk]) -> None:
+    """What Arrow will allocate, from the page headers themselves (the footer may lie)."""
+    pages = inflated = 0
+    for chunk in chunks:
+        at = f"column {chunk.column}, row group {chunk.group}"
+        values = 0
+        try:
+            for page in read_page_headers(data, chunk.start, chunk.start + chunk.compressed):
+                pages += 1
+                inflated += page.uncompressed_size
+                values += page.num_values if page.kind in _PARQUET_DATA_PAGES else 0
+                _check_page_totals(where, at, pages, inflated)
+        except PageHeaderError as exc:
+            raise WorkbookError(f"{where} is a damaged Parquet file ({at}: {exc}).") from exc
+        if values != chunk.rows:
+            raise WorkbookError(
+                f"{where} is a damaged Parquet file: expected the {at} pages to hold one value "
+                f"per row ({_show_number(chunk.rows)}). Received: {_show_number(values)} values."
+            )
+
+
+def _check_page_totals(where: str, at: str, pages: int, inflated: int) -> None:
+    if pages > MAX_PARQUET_PAGES:
+        raise WorkbookError(
+            f"{where} is refused: expected at most {MAX_PARQUET_PAGES:,} pages in the wanted "
+            f"columns (MAX_PARQUET_PAGES). Received: more, by {at}."
+        )
+    if inflated > MAX_UNCOMPRESSED_BYTES:
+        raise WorkbookError(
+            f"{where} is refused: expected pages declaring at most {MAX_UNCOMPRESSED_BYTES:,} "
+            f"bytes uncompressed in the wanted columns (MAX_UNCOMPRESSED_BYTES). Received: "
+            f"more, by {at}."
+        )
+
+
+def _python_values(column: pa.ChunkedArray) -> list[object]:
+    """The column as Python values; each dictionary word becomes one string its rows share."""
+    values: list[object] = []
+    for chunk in column.chunks:
+        if pa.types.is_dictionary(chunk.type):
+            words = chunk.dictionary.to_pylist()
+            indices = chunk.indices.to_pylist()
+            values.extend(None if index is None else words[index] for index in indices)
+        else:
+            values.extend(chunk.to_pylist())
+    return values
 
 
 def _find_cause(exc: BaseException, kind: type[BaseException]) -> BaseException | None:
@@ -340,17 +666,20 @@ def _openpyxl_errors(path: Path) -> Iterator[None]:
     except WorkbookError:
         raise
     except Exception as exc:  # openpyxl surfaces malformed parts as many exception types
+        ours = _find_cause(exc, WorkbookError)
+        if ours is not None:  # raised by `_GuardedExcelReader`, wrapped by openpyxl's read()
+            raise ours from None
         defused = _find_cause(exc, DefusedXmlException)
         if defused is not None:
             raise WorkbookError(
                 f"'{path}' is refused: its XML declares entities or external references "
-                f"({defused}). Expected plain Office Open XML (Excel never writes entity "
-                "declarations; expanding them is the 'billion laughs' attack)."
+                f"({_clip(str(defused))}). Expected plain Office Open XML (Excel never writes "
+                "entity declarations; expanding them is the 'billion laughs' attack)."
             ) from exc
         raise _not_xlsx(
             path,
             "a zip archive holding a readable Office Open XML spreadsheet",
-            f"a part openpyxl could not read: {type(exc).__name__}: {exc}",
+            f"a part openpyxl could not read: {type(exc).__name__}: {_clip(str(exc))}",
         ) from exc
 
 
@@ -369,20 +698,18 @@ def _find_header_sheet(
     wanted = set(columns)
     found: list[tuple[Any, int, tuple[object, ...]]] = []
     for sheet in workbook.worksheets:
-        # Read-only mode trusts the declared dimension and silently drops rows below it when
-        # a writer got it wrong; without it every row in the XML is read.
-        sheet.reset_dimensions()
-        rows = sheet.iter_rows(
-            max_row=HEADER_SEARCH_ROWS, max_col=MAX_HEADER_COLUMNS, values_only=True
-        )
-        for number, row in enumerate(rows, start=1):
+        rows = _sheet_rows(sheet, _location(path, sheet.title), MAX_HEADER_COLUMNS)
+        for number, row in rows:
+            if number > HEADER_SEARCH_ROWS:
+                break
             if wanted & {_header_name(value) for value in row}:
                 found.append((sheet, number, row))
                 break
+        rows.close()  # closes the sheet's zip entry now, not when garbage-collected
     if len(found) == 1:
         return found[0]
-    titles = [f"'{sheet.title}'" for sheet in workbook.worksheets]
-    holding = [f"'{sheet.title}'" for sheet, _, _ in found]
+    titles = [_quote(sheet.title) for sheet in workbook.worksheets]
+    holding = [_quote(sheet.title) for sheet, _, _ in found]
     received = (
         f"headers on sheets {', '.join(holding)}; keep one"
         if found
@@ -392,6 +719,121 @@ def _find_header_sheet(
         f"'{path}': expected exactly one sheet with a header row naming {', '.join(columns)} "
         f"within its first {HEADER_SEARCH_ROWS} rows. Received: {received}."
     )
+
+
+class _GuardedExcelReader(ExcelReader):
+    """openpyxl's own loader (the one `openpyxl.load_workbook` runs), checked between steps.
+
+    The checks sit where openpyxl has resolved the package but not yet parsed a worksheet:
+
+    - a shared string longer than a cell can hold is refused: cells share strings by index,
+      so one huge string could reach every cell and every check that reads them;
+    - two sheets naming the same worksheet part are refused: read-only openpyxl parses each
+      sheet's part to size it and the header search reads each again, so a part repeated
+      under many sheets would multiply the parse work that `MAX_XML_ELEMENTS` bounds.
+    """
+
+    def __init__(self, path: Path, data: bytes) -> None:
+        super().__init__(io.BytesIO(data), read_only=True, data_only=True, keep_links=False)
+        self.source_path = path
+
+    def read_strings(self) -> None:
+        super().read_strings()
+        _check_shared_strings(self.source_path, self.shared_strings)
+
+    def read_worksheets(self) -> None:
+        _check_sheet_parts(self.source_path, [rel.target for _, rel in self.parser.find_sheets()])
+        super().read_worksheets()
+
+
+def _load_workbook(path: Path, data: bytes) -> Any:
+    reader = _GuardedExcelReader(path, data)
+    reader.read()
+    return reader.wb
+
+
+def _check_shared_strings(path: Path, strings: Sequence[object]) -> None:
+    for index, text in enumerate(strings):
+        if isinstance(text, str) and len(text) > MAX_CELL_CHARS:
+            raise WorkbookError(
+                f"'{path}': expected cell texts of at most {MAX_CELL_CHARS:,} characters "
+                f"(MAX_CELL_CHARS, Excel's limit). Received: shared string #{index:,} of "
+                f"{len(text):,} characters."
+            )
+
+
+def _check_sheet_parts(path: Path, parts: Sequence[str]) -> None:
+    repeated = [(part, times) for part, times in Counter(parts).items() if times > 1]
+    if repeated:
+        part, times = repeated[0]
+        raise WorkbookError(
+            f"'{path}': expected every sheet to have its own worksheet part. Received: part "
+            f"{_quote(part)} named by {times:,} sheets."
+        )
+
+
+def _sheet_rows(
+    sheet: Any, where: str, width: int
+) -> Generator[tuple[int, tuple[object, ...]], None, None]:
+    """The rows a sheet's XML holds, numbered as Excel numbers them, cut to `width` columns.
+
+    openpyxl's public `iter_rows` yields an empty row for each row number missing from the
+    XML, so a 5 kB sheet jumping from row 2 to row 1,000,000,000 costs a billion iterations;
+    and it goes on to build objects for everything after the rows (merged ranges, links,
+    validations: 10-25 µs a tag). Here openpyxl's own row parser (private, hence the
+    underscores) types the cells of the rows present, numbered; `_collect_rows` decides what
+    a gap means, and reading ends with ``</sheetData>``. Numbers must rise within Excel's
+    range, as spreadsheets write them (`iter_rows` silently drops a row out of order).
+    """
+    book = sheet.parent
+    previous = 0
+    with sheet._get_source() as source:
+        parser = WorkSheetParser(
+            source,
+            sheet._shared_strings,
+            data_only=True,
+            epoch=book.epoch,
+            date_formats=book._date_formats,
+            timedelta_formats=book._timedelta_formats,
+        )
+        for _, element in openpyxl.xml.functions.iterparse(source):
+            if element.tag == _SHEET_DATA_TAG:
+                return
+            if element.tag == _ROW_TAG:
+                number, cells = parser.parse_row(element)
+                element.clear()
+                _check_row_number(number, previous, where)
+                previous = number
+                yield number, _row_values(cells, width)
+
+
+def _row_values(cells: Sequence[dict[str, Any]], width: int) -> tuple[object, ...]:
+    if not cells:
+        return ()  # an empty row element, as formatted blank rows are written
+    values: list[object] = [None] * width
+    for cell in cells:
+        column = cell["column"]
+        if 1 <= column <= width:
+            values[column - 1] = cell["value"]
+    return tuple(values)
+
+
+def _check_row_number(number: int, previous: int, where: str) -> None:
+    if number > EXCEL_MAX_ROWS:
+        raise WorkbookError(
+            f"{where}: expected row numbers up to {EXCEL_MAX_ROWS:,} (Excel's last row). "
+            f"Received: row {_show_number(number)}."
+        )
+    if number <= previous:
+        after = f"after row {previous:,}" if previous else "as the first row"
+        raise WorkbookError(
+            f"{where}: expected row numbers rising from 1, as spreadsheets write them. "
+            f"Received: row {_show_number(number)} {after}."
+        )
+
+
+def _show_number(number: int) -> str:
+    return f"{number:,}" if abs(number) < 10**_SHOWN_NUMBER_DIGITS else f"{number:.3e}"
 
 
 def _find_csv_header(
@@ -443,43 +885,101 @@ def _is_blank(value: object) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
+class _BlankCheck:
+    """`_is_blank` that decides each long text once.
+
+    Shared strings and Parquet dictionaries hand one text object to many cells: stripping an
+    18 kB file's one 32,000-space word again for each of its 2,000,000 cells took a minute. A
+    dict keyed by the text costs one hash per object (Python caches it on the string) and an
+    identity comparison per cell.
+    """
+
+    def __init__(self) -> None:
+        self.decided: dict[str, bool] = {}
+
+    def __call__(self, value: object) -> bool:
+        if not isinstance(value, str) or len(value) < _BLANK_MEMO_MIN_CHARS:
+            return _is_blank(value)
+        blank = self.decided.get(value)
+        if blank is None:
+            blank = self.decided[value] = not value.strip()
+        return blank
+
+
 def _collect_rows(
-    rows: Iterable[Sequence[object]],
+    rows: Iterable[tuple[int, Sequence[object]]],
     positions: Sequence[int],
     where: str,
+    first_row: int,
     convert: Callable[[object], object] | None = None,
 ) -> list[tuple[object, ...]]:
-    """Keep the wanted cells of each row, then drop the blank rows after the last data row.
+    """Keep the wanted cells of each numbered row from `first_row` to the last data row.
 
-    Blank rows share one tuple, so a sheet with a million empty rows costs a list of
-    references; only non-blank rows count towards `MAX_DATA_ROWS`.
+    Blank rows become one shared all-``None`` tuple each, and only once a data row follows
+    them, whether the file holds them or skips their numbers (a sheet may jump from row 9 to
+    row 900). So trailing blank rows cost nothing and a gap costs list slots, never a loop over
+    rows the file does not hold; `MAX_BLANK_ROWS` bounds those slots, `MAX_DATA_ROWS` the
+    data.
     """
     blank = (None,) * len(positions)
+    is_blank = _BlankCheck()
     kept: list[tuple[object, ...]] = []
-    end = filled = 0
-    for row in rows:
-        values = tuple(
-            None if index >= len(row) or _is_blank(row[index]) else row[index]
-            for index in positions
-        )
-        if values == blank:
-            kept.append(blank)
+    blanks = 0
+    for number, row in rows:
+        if not row:
             continue
-        if convert is not None:
-            values = tuple(None if value is None else convert(value) for value in values)
-        kept.append(values)
-        end = len(kept)
-        filled += 1
-        if filled > MAX_DATA_ROWS:
-            raise WorkbookError(
-                f"{where} has too many rows. Expected at most {MAX_DATA_ROWS:,} data rows "
-                f"(MAX_DATA_ROWS). Received: more."
-            )
-    if end == 0:
+        values = _wanted_values(row, positions, is_blank)
+        if values == blank:
+            continue
+        gap = number - first_row - len(kept)
+        if gap:
+            blanks += gap
+            _check_blank_rows(where, blanks, number, gap)
+            kept.extend(itertools.repeat(blank, gap))
+        kept.append(values if convert is None else _convert(values, convert))
+        if len(kept) - blanks > MAX_DATA_ROWS:
+            raise _too_many_rows(where, f"{MAX_DATA_ROWS:,} data rows (MAX_DATA_ROWS)")
+    if not kept:
         raise WorkbookError(
             f"{where}: expected at least one data row below the header. Received: none."
         )
-    return kept[:end]
+    return kept
+
+
+def _bounded_records(records: Iterator[list[str]], where: str) -> Iterator[list[str]]:
+    for count, record in enumerate(records, start=1):
+        if count > MAX_CSV_RECORDS:
+            raise _too_many_rows(
+                where, f"{MAX_CSV_RECORDS:,} records, blank or not (MAX_CSV_RECORDS)"
+            )
+        yield record
+
+
+def _wanted_values(
+    row: Sequence[object], positions: Sequence[int], is_blank: Callable[[object], bool]
+) -> tuple[object, ...]:
+    return tuple(
+        None if index >= len(row) or is_blank(row[index]) else row[index] for index in positions
+    )
+
+
+def _convert(values: tuple[object, ...], convert: Callable[[object], object]) -> tuple[object, ...]:
+    return tuple(None if value is None else convert(value) for value in values)
+
+
+def _too_many_rows(where: str, limit: str) -> WorkbookError:
+    return WorkbookError(
+        f"{where} has too many rows below the header. Expected at most {limit}. Received: more."
+    )
+
+
+def _check_blank_rows(where: str, blanks: int, number: int, gap: int) -> None:
+    if blanks > MAX_BLANK_ROWS:
+        raise WorkbookError(
+            f"{where}: expected at most {MAX_BLANK_ROWS:,} blank rows between the header and "
+            f"the last data row (MAX_BLANK_ROWS). Received: {blanks:,}, the last "
+            f"{gap:,} in rows {number - gap:,} to {number - 1:,} before data in row {number:,}."
+        )
 
 
 def _parse_csv_cell(value: object) -> object:

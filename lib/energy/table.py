@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 from lib.core.atomic import atomic_path
 from lib.core.provenance import METADATA_KEY, PARQUET_COMPRESSION, read_json_metadata
 from lib.core.table_files import (
+    MAX_LISTED_ROWS,
     Cells,
     WorkbookError,
     format_rows,
@@ -52,6 +53,8 @@ GLAZING_DISTRIBUTION_CODES = (0, 5)
 """X8 glazing distribution: 0 none, 1 uniform, 2..5 mostly north/east/south/west."""
 MAX_LOAD_KWH_M2 = 500.0
 """Heating and cooling loads in kWh/m²; UCI spans 6..48."""
+MAX_SHOWN_CHARS = 40
+"""A bad cell is quoted in an error message up to this many characters, whatever it holds."""
 
 SOURCE_SHA256_KEY = "source_sha256"
 SOURCE_NAME_KEY = "source_name"
@@ -255,7 +258,7 @@ def _read_energy(path: Path) -> tuple[pd.DataFrame, Cells]:
     return validate_cells(cells), cells
 
 
-def _as_float(value: numbers.Real) -> float:
+def _as_float(value: float | numbers.Real) -> float:
     try:
         return float(value)
     except OverflowError:  # an int too big for a float, e.g. <v>1000...0</v>
@@ -263,7 +266,39 @@ def _as_float(value: numbers.Real) -> float:
 
 
 def _show(value: object) -> str:
-    return repr(value) if isinstance(value, str) else str(value)
+    """A cell as a message quotes it: strings in quotes, anything cut to a few characters."""
+    text = repr(value) if isinstance(value, str) else str(value)
+    return text if len(text) <= MAX_SHOWN_CHARS else f"{text[:MAX_SHOWN_CHARS]}..."
+
+
+class _Finding:
+    """Rows with one kind of problem in one column: the first few rendered, the rest counted.
+
+    A 100,000-row table of text would otherwise build a message fragment for every row.
+    """
+
+    def __init__(self, sentence: str, render: Callable[[int, object], str]) -> None:
+        self.sentence = sentence
+        self.render = render
+        self.examples: list[str] = []
+        self.count = 0
+
+    def add(self, row: int, value: object) -> None:
+        if len(self.examples) < MAX_LISTED_ROWS:
+            self.examples.append(self.render(row, value))
+        self.count += 1
+
+    def describe(self) -> str:
+        # No closing full stop: "row 4 = 900." would read as a float.
+        return f"{self.sentence}{format_rows(self.examples, total=self.count)}"
+
+
+def _row_number(row: int, value: object) -> str:
+    return str(row)
+
+
+def _row_and_value(row: int, value: object) -> str:
+    return f"row {row} = {_show(value)}"
 
 
 def _check_column(
@@ -271,29 +306,27 @@ def _check_column(
 ) -> tuple[list[str], list[float]]:
     """One sentence per kind of problem in a column (each listing its first few rows), and
     the column's values as floats (complete only when there is no problem)."""
+    kind = "an integer" if spec.integer else "a number"
+    missing = _Finding(
+        "expected a value in every row. Received: blank or NaN in rows ", _row_number
+    )
+    not_numbers = _Finding("expected a number. Received: ", _row_and_value)
+    not_finite = _Finding("expected a finite number. Received: ", _row_and_value)
+    out_of_bounds = _Finding(f"expected {kind} in {spec.interval}. Received: ", _row_and_value)
     floats: list[float] = []
-    missing: list[str] = []
-    not_numbers: list[str] = []
-    not_finite: list[str] = []
-    out_of_bounds: list[str] = []
-    for offset, value in enumerate(values):
-        row = first_row + offset
+    for row, value in enumerate(values, start=first_row):
         if value is None or (isinstance(value, float) and math.isnan(value)):
-            missing.append(str(row))
-        elif isinstance(value, bool) or not isinstance(value, numbers.Real):
-            not_numbers.append(f"row {row} = {_show(value)}")
+            missing.add(row, value)
+        # `type(...) is float` first: numbers.Real's ABC check costs more than the rest.
+        elif type(value) is not float and (
+            isinstance(value, bool) or not isinstance(value, numbers.Real)
+        ):
+            not_numbers.add(row, value)
         elif not math.isfinite(number := _as_float(value)):
-            not_finite.append(f"row {row} = {number}")
+            not_finite.add(row, number)
         elif not spec.admits(number):
-            out_of_bounds.append(f"row {row} = {value}")
+            out_of_bounds.add(row, value)
         else:
             floats.append(number)
-    kind = "an integer" if spec.integer else "a number"
-    found = [
-        (missing, "expected a value in every row. Received: blank or NaN in rows "),
-        (not_numbers, "expected a number. Received: "),
-        (not_finite, "expected a finite number. Received: "),
-        (out_of_bounds, f"expected {kind} in {spec.interval}. Received: "),
-    ]
-    # No closing full stop: "row 4 = 900." would read as a float.
-    return [f"{sentence}{format_rows(items)}" for items, sentence in found if items], floats
+    found = (missing, not_numbers, not_finite, out_of_bounds)
+    return [finding.describe() for finding in found if finding.count], floats

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import struct
 import zipfile
 from collections.abc import Callable
@@ -12,17 +13,35 @@ import openpyxl
 import openpyxl.xml
 import openpyxl.xml.functions
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from lib.core import table_files as workbook
 from lib.core.table_files import (
+    EXCEL_MAX_ROWS,
     MAX_ARCHIVE_ENTRIES,
+    MAX_BLANK_ROWS,
+    MAX_CELL_CHARS,
+    MAX_DATA_ROWS,
     MAX_UNCOMPRESSED_BYTES,
     WorkbookError,
     format_rows,
     read_csv_cells,
     read_parquet_cells,
     read_xlsx_cells,
+)
+from tests.fixtures.hostile import (
+    FILE_ROW_GROUPS,
+    MAIN_NS,
+    ThriftStruct,
+    craft_xlsx,
+    header_row,
+    rewrite_parquet_footer,
+    row_xml,
+    set_chunk_sizes,
+    set_row_count,
+    write_parquet,
 )
 
 COLUMNS = ("A1", "B2", "C3")
@@ -304,7 +323,10 @@ def test_an_entry_lying_about_its_size_is_not_inflated_past_it(tmp_path: Path) -
     rewrite_entries(path, {SHEET_XML: lambda xml: xml + b" " * (4 * MEBIBYTE)})
     _declare_size(path, SHEET_XML, 64)
 
-    with pytest.raises(WorkbookError, match=r"could not read: BadZipFile: Bad CRC-32"):
+    with pytest.raises(
+        WorkbookError,
+        match=r"inflate intact; received entry .*sheet1.xml. that does not: BadZipFile: Bad CRC-32",
+    ):
         read_xlsx_cells(path, COLUMNS)
 
 
@@ -314,6 +336,225 @@ def test_refuses_files_over_the_size_limit(tmp_path: Path, monkeypatch: pytest.M
 
     with pytest.raises(WorkbookError, match=r"too large .* Expected at most 100 bytes"):
         read_xlsx_cells(path, COLUMNS)
+
+
+# --- row numbers, gaps and blank floods ---------------------------------------------------------
+
+HEADER_ROW = header_row("A1", "B2")
+
+
+def test_crafted_workbooks_read_like_spreadsheet_ones(tmp_path: Path) -> None:
+    path = craft_xlsx(tmp_path / "t.xlsx", HEADER_ROW + row_xml(2, 1, 2) + row_xml(3, 3, 4))
+
+    cells = read_xlsx_cells(path, ("A1", "B2"))
+
+    assert (cells.sheet, cells.first_row, cells.rows) == ("S1", 2, [(1, 2), (3, 4)])
+
+
+def test_rows_missing_from_the_xml_read_as_blank_rows_with_excel_numbers(tmp_path: Path) -> None:
+    path = craft_xlsx(tmp_path / "t.xlsx", HEADER_ROW + row_xml(2, 1, 2) + row_xml(5, 3, 4))
+
+    cells = read_xlsx_cells(path, ("A1", "B2"))
+
+    assert cells.rows == [(1, 2), (None, None), (None, None), (3, 4)]
+
+
+def test_blank_rows_after_the_data_are_ignored_up_to_excels_last_row(tmp_path: Path) -> None:
+    # A formatted, empty row far below the data, as Excel writes one.
+    stray = f'<row r="{EXCEL_MAX_ROWS}" ht="30" customHeight="1"><c s="0"/></row>'
+    path = craft_xlsx(tmp_path / "t.xlsx", HEADER_ROW + row_xml(2, 1, 2) + stray)
+
+    assert read_xlsx_cells(path, ("A1", "B2")).rows == [(1, 2)]
+
+
+@pytest.mark.parametrize(
+    ("number", "shown"),
+    [
+        (1_000_000_000, "1,000,000,000"),
+        (EXCEL_MAX_ROWS + 1, "1,048,577"),
+        ("1e300", r"1\.000e\+300"),
+    ],
+)
+def test_refuses_row_numbers_beyond_excels_last_row(
+    tmp_path: Path, number: int | str, shown: str
+) -> None:
+    rows = HEADER_ROW + row_xml(2, 1, 2) + f'<row r="{number}"><c><v>3</v></c></row>'
+    path = craft_xlsx(tmp_path / "gap.xlsx", rows)
+
+    with pytest.raises(
+        WorkbookError,
+        match=rf"sheet 'S1': expected row numbers up to 1,048,576 "
+        rf"\(Excel's last row\). Received: row {shown}\.$",
+    ):
+        read_xlsx_cells(path, ("A1", "B2"))
+
+
+def test_refuses_a_gap_of_blank_rows_before_more_data(tmp_path: Path) -> None:
+    path = craft_xlsx(tmp_path / "gap.xlsx", HEADER_ROW + row_xml(2, 1, 2) + row_xml(900_000, 3, 4))
+
+    with pytest.raises(
+        WorkbookError,
+        match=rf"sheet 'S1': expected at most {MAX_BLANK_ROWS:,} blank rows between the header "
+        r"and the last data row \(MAX_BLANK_ROWS\). Received: 899,997, the last 899,997 in rows "
+        r"3 to 899,999 before data in row 900,000\.",
+    ):
+        read_xlsx_cells(path, ("A1", "B2"))
+
+
+def test_refuses_a_flood_of_blank_rows_written_out_before_more_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(workbook, "MAX_BLANK_ROWS", 3)
+    blanks = "".join(
+        f'<row r="{number}"><c/><c t="inlineStr"><is><t> </t></is></c></row>'
+        for number in range(3, 8)
+    )
+    path = craft_xlsx(
+        tmp_path / "flood.xlsx", HEADER_ROW + row_xml(2, 1, 2) + blanks + row_xml(8, 3)
+    )
+
+    with pytest.raises(
+        WorkbookError,
+        match=r"at most 3 blank rows .* Received: 5, the last 5 in "
+        r"rows 3 to 7 before data in row 8\.",
+    ):
+        read_xlsx_cells(path, ("A1", "B2"))
+
+
+def test_blank_rows_after_the_data_are_free_however_many(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(workbook, "MAX_BLANK_ROWS", 2)
+    monkeypatch.setattr(workbook, "MAX_CSV_RECORDS", 2)
+    blanks = "".join(f'<row r="{number}"/>' for number in range(3, 8))
+    path = craft_xlsx(tmp_path / "flood.xlsx", HEADER_ROW + row_xml(2, 1, 2) + blanks)
+
+    assert read_xlsx_cells(path, ("A1", "B2")).rows == [(1, 2)]
+
+
+@pytest.mark.parametrize(
+    ("rows", "received"),
+    [
+        (row_xml(2, 1, 2) + row_xml(2, 3, 4), "row 2 after row 2"),
+        (row_xml(5, 1, 2) + row_xml(3, 3, 4), "row 3 after row 5"),
+    ],
+    ids=["repeated", "descending"],
+)
+def test_refuses_row_numbers_out_of_order(tmp_path: Path, rows: str, received: str) -> None:
+    path = craft_xlsx(tmp_path / "order.xlsx", HEADER_ROW + rows)
+
+    with pytest.raises(
+        WorkbookError,
+        match=rf"expected row numbers rising from 1, as spreadsheets "
+        rf"write them. Received: {received}\.",
+    ):
+        read_xlsx_cells(path, ("A1", "B2"))
+
+
+def test_refuses_sheets_that_share_one_worksheet_part(tmp_path: Path) -> None:
+    path = craft_xlsx(tmp_path / "t.xlsx", HEADER_ROW + row_xml(2, 1, 2), sheets=500)
+
+    with pytest.raises(
+        WorkbookError,
+        match=r"expected every sheet to have its own worksheet "
+        r"part. Received: part 'xl/worksheets/sheet1.xml' named by 500 sheets",
+    ):
+        read_xlsx_cells(path, ("A1", "B2"))
+
+
+def test_refuses_a_shared_string_longer_than_a_cell_holds(tmp_path: Path) -> None:
+    path = small_table(tmp_path / "table.xlsx")
+    rewrite_entries(
+        path,
+        {
+            STRINGS_XML: lambda _: (
+                f'<sst xmlns="{MAIN_NS}"><si><t>{"x" * (MAX_CELL_CHARS + 1)}</t></si></sst>'
+            ).encode(),
+            "[Content_Types].xml": _declare_shared_strings,
+        },
+    )
+
+    with pytest.raises(
+        WorkbookError,
+        match=r"cell texts of at most 32,767 characters "
+        r"\(MAX_CELL_CHARS, Excel's limit\). Received: shared string #0 of 32,768",
+    ):
+        read_xlsx_cells(path, COLUMNS)
+
+
+def test_refuses_a_workbook_with_more_xml_elements_than_it_parses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = small_table(tmp_path / "table.xlsx")
+    monkeypatch.setattr(workbook, "MAX_XML_ELEMENTS", 100)
+    _forbid_parsing(monkeypatch)
+
+    with pytest.raises(
+        WorkbookError,
+        match=r"refused as too costly to parse. Expected at most 100 "
+        r"XML elements in all parts together \(MAX_XML_ELEMENTS",
+    ):
+        read_xlsx_cells(path, COLUMNS)
+
+
+def test_refuses_a_styles_part_with_too_many_elements(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = small_table(tmp_path / "table.xlsx")
+    monkeypatch.setattr(workbook, "MAX_STYLE_ELEMENTS", 10)
+    _forbid_parsing(monkeypatch)
+
+    with pytest.raises(
+        WorkbookError,
+        match=r"at most 10 XML elements in its styles part "
+        r"\(MAX_STYLE_ELEMENTS\). Received: more in entry 'xl/styles.xml'",
+    ):
+        read_xlsx_cells(path, COLUMNS)
+
+
+def _forbid_parsing(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("openpyxl was asked to load the workbook before the count refused it")
+
+    monkeypatch.setattr(workbook, "_load_workbook", refuse)
+
+
+def test_messages_quote_at_most_a_few_bytes_of_the_file(tmp_path: Path) -> None:
+    junk = "9" * 5_000 + "\x1b[31m"
+    path = craft_xlsx(tmp_path / "t.xlsx", HEADER_ROW + f'<row r="{junk}"/>')
+
+    with pytest.raises(WorkbookError, match=r"could not read") as caught:
+        read_xlsx_cells(path, ("A1", "B2"))
+    assert len(str(caught.value)) < len(str(path)) + 400
+    assert "\x1b" not in str(caught.value)
+
+
+def test_refuses_a_flood_of_blank_csv_records(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(workbook, "MAX_CSV_RECORDS", 100)
+    path = tmp_path / "table.csv"
+    path.write_text("A1,B2,C3\n1,2,3\n" + ",,\n" * 1_000)
+
+    with pytest.raises(
+        WorkbookError,
+        match=r"too many rows below the header. Expected at most "
+        r"100 records, blank or not \(MAX_CSV_RECORDS\)",
+    ):
+        read_csv_cells(path, COLUMNS)
+
+
+def test_refuses_csv_data_after_too_many_blank_records(tmp_path: Path) -> None:
+    path = tmp_path / "table.csv"
+    path.write_text("A1,B2,C3\n1,2,3\n" + "\n" * (MAX_BLANK_ROWS + 1) + "4,5,6\n")
+
+    with pytest.raises(
+        WorkbookError,
+        match=rf"Received: {MAX_BLANK_ROWS + 1:,}, the last "
+        rf"{MAX_BLANK_ROWS + 1:,} in rows 3 to {MAX_BLANK_ROWS + 3:,} before data in "
+        rf"row {MAX_BLANK_ROWS + 4:,}\.",
+    ):
+        read_csv_cells(path, COLUMNS)
 
 
 def test_reads_csv_cells_as_numbers_or_text(tmp_path: Path) -> None:
@@ -360,6 +601,205 @@ def test_refuses_a_file_that_is_not_parquet(tmp_path: Path) -> None:
 
     with pytest.raises(WorkbookError, match=r"is not a Parquet file .* received text starting"):
         read_parquet_cells(path, COLUMNS)
+
+
+# --- Parquet files whose footer or pages lie ---------------------------------------------------
+
+
+def small_parquet(path: Path, rows: int = 3, **options: object) -> Path:
+    numbers = [float(index) for index in range(rows)]
+    return write_parquet(path, {"A1": numbers, "B2": numbers, "C3": numbers}, **options)
+
+
+def _absurd_row_count(path: Path) -> None:
+    rewrite_parquet_footer(small_parquet(path), set_row_count(10**12))
+
+
+def _more_rows_than_data(path: Path) -> None:
+    rewrite_parquet_footer(small_parquet(path), set_row_count(200))
+
+
+def _rows_not_summing(path: Path) -> None:
+    rewrite_parquet_footer(small_parquet(path), lambda footer: footer.set(3, 2))
+
+
+def _chunk_past_the_file(path: Path) -> None:
+    rewrite_parquet_footer(small_parquet(path), set_chunk_sizes(compressed=10**15))
+
+
+def _absurd_chunk_sizes(path: Path) -> None:
+    rewrite_parquet_footer(small_parquet(path), set_chunk_sizes(uncompressed=10**15))
+
+
+def _pages_hiding_nulls(path: Path) -> None:
+    """100,000 null values in a few bytes of levels, under a footer claiming 3 rows."""
+    nulls = pa.nulls(100_000, pa.float64())
+    write_parquet(path, {"A1": nulls, "B2": nulls, "C3": nulls})
+    rewrite_parquet_footer(path, set_row_count(3))
+
+
+def _footer_of_many_row_groups(path: Path) -> None:
+    """3,000 copies of the one row group: a footer of about 1 MB."""
+
+    def repeat(footer: ThriftStruct) -> None:
+        kind, groups = footer.get(FILE_ROW_GROUPS)
+        footer.set(FILE_ROW_GROUPS, (kind, groups * 3_000))
+
+    rewrite_parquet_footer(small_parquet(path), repeat)
+
+
+def _damaged_page_header(path: Path) -> None:
+    small_parquet(path)
+    data = bytearray(path.read_bytes())
+    data[4:16] = b"\x15" + b"\xff" * 11  # the first page header: a varint that never ends
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (
+            _absurd_row_count,
+            rf"has too many rows. Expected at most {MAX_DATA_ROWS:,} \(MAX_DATA_ROWS\). "
+            r"Received: 1,000,000,000,000 rows\.",
+        ),
+        (
+            _more_rows_than_data,
+            r"expected the column A1, row group 0 pages to hold one value per "
+            r"row \(200\). Received: 3 values\.",
+        ),
+        (
+            _rows_not_summing,
+            r"expected its footer's row count to be the sum of its row groups'. "
+            r"Received: 2 rows, row groups of 3 rows\.",
+        ),
+        (
+            _chunk_past_the_file,
+            r"expected the column A1, row group 0 chunk within the data "
+            r"\(bytes 4 to [\d,]+\). Received: bytes 4 to 1.000e\+15\.",
+        ),
+        (
+            _absurd_chunk_sizes,
+            r"chunks declaring at most 67,108,864 bytes uncompressed "
+            r"\(MAX_UNCOMPRESSED_BYTES\). Received: 3.000e\+15 bytes\.",
+        ),
+        (_pages_hiding_nulls, r"pages to hold one value per row \(3\). Received: 100,000 values"),
+        (
+            _footer_of_many_row_groups,
+            r"expected a Parquet footer of at most 100,000 bytes \(MAX_PARQUET_FOOTER_BYTES\). "
+            r"Received: [\d,]+ bytes\.",
+        ),
+        (
+            _damaged_page_header,
+            r"is a damaged Parquet file \(column A1, row group 0: Expected a "
+            r"varint of at most 10 bytes",
+        ),
+    ],
+    ids=[
+        "rows-1e12",
+        "rows-beyond-data",
+        "rows-not-summing",
+        "chunk-past-file",
+        "absurd-chunk-sizes",
+        "pages-hiding-nulls",
+        "footer-too-large",
+        "damaged-page-header",
+    ],
+)
+def test_refuses_parquet_whose_footer_or_pages_lie_before_decoding(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, build: Callable[[Path], None], message: str
+) -> None:
+    path = tmp_path / "table.parquet"
+    build(path)
+    _forbid_decoding(monkeypatch)
+    monkeypatch.setattr(workbook, "MAX_PARQUET_FOOTER_BYTES", 100_000)
+
+    with pytest.raises(WorkbookError, match=message) as caught:
+        read_parquet_cells(path, COLUMNS)
+    assert caught.match(rf"^'{re.escape(str(path))}'")
+
+
+def _forbid_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("Arrow was asked to decode before the checks refused the file")
+
+    monkeypatch.setattr(pq.ParquetFile, "read", refuse)
+
+
+def test_refuses_a_page_that_inflates_past_the_limit_under_a_small_footer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The footer says 100 bytes; the page header (which Arrow allocates from) says 200,000.
+    text = pa.array(["x" * 200_000, "y", "z"])
+    path = write_parquet(
+        tmp_path / "t.parquet",
+        {"A1": text, "B2": text, "C3": text},
+        compression="zstd",
+        use_dictionary=False,
+    )
+    rewrite_parquet_footer(path, set_chunk_sizes(uncompressed=100))
+    monkeypatch.setattr(workbook, "MAX_UNCOMPRESSED_BYTES", 100_000)
+    _forbid_decoding(monkeypatch)
+
+    with pytest.raises(
+        WorkbookError,
+        match=r"expected pages declaring at most 100,000 bytes "
+        r"uncompressed in the wanted columns \(MAX_UNCOMPRESSED_BYTES\). "
+        r"Received: more, by column A1, row group 0\.",
+    ):
+        read_parquet_cells(path, COLUMNS)
+
+
+@pytest.mark.parametrize(
+    ("limit", "options", "message"),
+    [
+        (
+            "MAX_PARQUET_ROW_GROUPS",
+            {"row_group_size": 1},
+            r"expected at most 2 Parquet row groups \(MAX_PARQUET_ROW_GROUPS\). Received: 3\.",
+        ),
+        (
+            "MAX_PARQUET_PAGES",
+            {"data_page_size": 1, "write_batch_size": 1},
+            r"expected at most 2 pages in the wanted columns \(MAX_PARQUET_PAGES\)",
+        ),
+    ],
+    ids=["row-groups", "pages"],
+)
+def test_refuses_parquet_with_too_many_row_groups_or_pages(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    limit: str,
+    options: dict[str, int],
+    message: str,
+) -> None:
+    path = small_parquet(tmp_path / "t.parquet", **options)
+    monkeypatch.setattr(workbook, limit, 2)
+
+    with pytest.raises(WorkbookError, match=message):
+        read_parquet_cells(path, COLUMNS)
+
+
+def test_refuses_parquet_columns_that_are_not_one_value_per_row(tmp_path: Path) -> None:
+    lists = pa.array([[1.0, 2.0], [3.0], []])
+    path = write_parquet(tmp_path / "t.parquet", {"A1": lists, "B2": [1, 2, 3], "C3": [1, 2, 3]})
+
+    with pytest.raises(
+        WorkbookError,
+        match=r"expected column A1 to hold one number, date, "
+        r"boolean or text per row. Received: list<(item|element): double>\.",
+    ):
+        read_parquet_cells(path, COLUMNS)
+
+
+def test_dictionary_text_becomes_one_string_shared_by_its_rows(tmp_path: Path) -> None:
+    word = pa.DictionaryArray.from_arrays(pa.array([0, 0, 0], pa.int32()), pa.array(["w" * 100]))
+    path = write_parquet(tmp_path / "t.parquet", {"A1": word, "B2": [1, 2, 3], "C3": [4, 5, 6]})
+
+    cells = read_parquet_cells(path, COLUMNS)
+
+    assert cells.rows[0][0] == "w" * 100
+    assert cells.rows[0][0] is cells.rows[1][0] is cells.rows[2][0]
 
 
 @pytest.mark.parametrize(

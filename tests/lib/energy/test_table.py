@@ -159,6 +159,20 @@ def _zip_bomb(path: Path) -> None:
             entry.write(b"\0" * 2**20)
 
 
+def _renumber_last_row(number: int) -> Callable[[Path], None]:
+    """A workbook whose last data row (Excel row 5) is moved to row `number` in the XML."""
+
+    def build(path: Path) -> None:
+        write_xlsx(path, ROWS)
+        rewrite_entry(
+            path,
+            SHEET_XML,
+            lambda xml: xml.replace(b'<row r="5"', f'<row r="{number}"'.encode()),
+        )
+
+    return build
+
+
 def _header_only(path: Path) -> None:
     write_xlsx(path, [])
 
@@ -252,6 +266,22 @@ FAILURES: list[tuple[str, Callable[[Path], object], str]] = [
         lambda p: p.write_bytes(np.random.default_rng(1).bytes(2048)),
         r"is not an Excel \.xlsx workbook \(expected a zip archive; received 2,048 bytes",
     ),
+    (
+        "long-text",
+        lambda p: write_xlsx(p, with_cell(3, "X2", "x" * 20_000)),
+        rf"column 'X2' .*: expected a number\. Received: row 3 = '{'x' * 39}\.\.\.$",
+    ),
+    (
+        "row-beyond-excel",
+        _renumber_last_row(1_000_000_000),
+        r"sheet 'Data': expected row numbers up to 1,048,576 \(Excel's last row\)\. "
+        r"Received: row 1,000,000,000\.",
+    ),
+    (
+        "gap-before-data",
+        _renumber_last_row(900_000),
+        r"sheet 'Data': expected at most 10,000 blank rows .* before data in row 900,000\.",
+    ),
     ("entity-bomb", _entity_bomb, r"is refused: its XML declares entities"),
     ("zip-bomb", _zip_bomb, r"is refused as a possible zip bomb"),
 ]
@@ -290,6 +320,15 @@ def test_lists_the_first_rows_of_a_problem_then_counts_the_rest(tmp_path: Path) 
         r"row 4 = 0, row 5 = 0, row 6 = 0 and 3 more$",
     ):
         read_energy_workbook(path)
+
+
+def test_a_column_of_long_texts_gives_a_short_message(tmp_path: Path) -> None:
+    rows = [[f"{index} " * 50, *row[1:]] for index, row in enumerate(ROWS * 500)]
+    path = write_xlsx(tmp_path / "energy.xlsx", rows)
+
+    with pytest.raises(WorkbookError, match=r"Received: row 2 = '0 0 0.* and 1,995 more$") as e:
+        read_energy_workbook(path)
+    assert len(str(e.value)) < len(str(path)) + 500
 
 
 def test_reports_every_bad_column_in_one_error(tmp_path: Path) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import gzip
+import re
 import struct
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +18,7 @@ from lib.siamese import idx
 from lib.siamese.constants import TEST_IMAGES as FASHION_TEST_IMAGES
 from lib.siamese.constants import TEST_LABELS as FASHION_TEST_LABELS
 from lib.siamese.idx import (
+    DEFAULT_MAX_BYTES,
     IdxFormatError,
     idx_to_parquet,
     read_idx,
@@ -24,6 +27,7 @@ from lib.siamese.idx import (
     read_labels,
     read_table_metadata,
 )
+from tests.fixtures.hostile import idx_gz_claiming
 
 UINT8 = 0x08
 INT8 = 0x09
@@ -176,7 +180,10 @@ BAD_IMAGE_FILES = {
         "Expected a complete gzip-compressed IDX file. Received: Not a gzipped file",
     ),
     "truncated gzip stream": (_truncated_gzip, "gzip stream; it is truncated or corrupt"),
-    "corrupt gzip trailer": (_bad_crc, "gzip-compressed IDX file. Received: CRC check failed"),
+    "corrupt gzip trailer": (
+        _bad_crc,
+        r"gzip-compressed IDX file. Received: corrupt gzip data \(.*incorrect data check\)",
+    ),
     "payload shorter than header": (
         lambda p: write_gz(p, GOOD_IMAGES[:-100]),
         "Expected 9,408 payload bytes, as the header says. Received: 9,308 bytes",
@@ -187,7 +194,7 @@ BAD_IMAGE_FILES = {
     ),
     "absurd header": (
         lambda p: write_gz(p, idx_bytes(tiny_images(), UINT8, dims=(4_000_000_000, 28, 28))),
-        r"at most max_bytes=1,073,741,824 bytes. Received: a header claiming "
+        rf"at most max_bytes={DEFAULT_MAX_BYTES:,} bytes. Received: a header claiming "
         r"shape=\(4000000000, 28, 28\)",
     ),
     "not 28x28": (
@@ -216,6 +223,56 @@ def test_bad_image_file_is_refused_and_nothing_written(tmp_path: Path, case: str
         idx_to_parquet(images, labels, out / "t.parquet", source_sha256=SHA, code_version="v")
     assert str(images) in str(caught.value)
     assert_nothing_written(out)
+
+
+def _gzip_with_long_name(path: Path) -> None:
+    """A gzip header whose file name runs on for 2 MB without its closing NUL."""
+    flags_name = 0x08
+    path.write_bytes(b"\x1f\x8b\x08" + bytes([flags_name]) + bytes(6) + b"n" * 2**21)
+
+
+def _two_gzip_members(path: Path) -> None:
+    path.write_bytes(gzip.compress(GOOD_IMAGES, mtime=0) + gzip.compress(b"more", mtime=0))
+
+
+def test_refuses_a_header_claiming_more_than_the_file_can_inflate_to_without_allocating(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = idx_gz_claiming(tmp_path / "images.gz", (300_000, 28, 28))  # 235 MB < max_bytes
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the payload was allocated before the header was checked")
+
+    monkeypatch.setattr(idx.np, "empty", refuse)
+    with pytest.raises(
+        IdxFormatError,
+        match=rf"images\.gz: Expected a payload that a {path.stat().st_size}-byte gzip file can "
+        r"hold \(at most 1,032x its size, [\d,]+ bytes\). Received: a header claiming "
+        r"235,200,000 bytes",
+    ):
+        read_idx(path)
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (
+            lambda p: idx_gz_claiming(p, (10**9, 28, 28)),
+            rf"at most max_bytes={DEFAULT_MAX_BYTES:,} bytes. Received: a header claiming "
+            r"shape=\(1000000000, 28, 28\) of uint8 = 784,000,000,000 bytes",
+        ),
+        (_gzip_with_long_name, r"Expected a complete gzip stream; it is truncated or corrupt"),
+        (_two_gzip_members, r"Expected the file to end with its gzip stream. Received: \d+ more"),
+    ],
+    ids=["1e9-images", "endless-gzip-name", "second-gzip-member"],
+)
+def test_refuses_hostile_gzip_idx_files(
+    tmp_path: Path, build: Callable[[Path], object], message: str
+) -> None:
+    path = tmp_path / "images.gz"
+    build(path)
+    with pytest.raises(IdxFormatError, match=rf"^{re.escape(str(path))}: .*{message}"):
+        read_idx(path)
 
 
 BAD_LABEL_FILES = {
