@@ -58,6 +58,7 @@ def energy_pipeline(params: EnergyParameters | None = None) -> RunSummary:
             "data.split_sha256": parts.split.sha256,
             "data.rows": str(table.rows),
         },
+        test_data=(table.table.path, parts.split.path),
         data={
             "source": params.source or WORKBOOK.urls[0],
             "sha256": raw.sha256,

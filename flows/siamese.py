@@ -54,6 +54,7 @@ def siamese_pipeline(params: SiameseParameters | None = None) -> RunSummary:
             "data.test_sha256": test_table.table.sha256,
             "data.test_pairs_sha256": pairs.test.sha256,
         },
+        test_data=(test_table.table.path, pairs.test.path),
         data={
             "train images": f"{train_table.rows} (sha256 {train_table.table.sha256[:12]})",
             "test images": f"{test_table.rows} (sha256 {test_table.table.sha256[:12]})",

@@ -49,13 +49,15 @@ class Evaluation(_Descriptor):
 class ChampionRef(_Descriptor):
     """The registry's current champion: enough to evaluate it and to know if it is us.
 
-    `metrics` are the champion's on the candidate's own test data, once scored.
+    `metrics` are the champion's on the candidate's own test data, once scored; `problem`
+    says why a champion that could not be scored was set aside.
     """
 
     name: str
     version: str
     candidate_id: str
     metrics: dict[str, float] | None = None
+    problem: str | None = None
 
 
 class PairsRef(_Descriptor):
@@ -75,6 +77,8 @@ class Candidate(_Descriptor):
         recipe: the recipe trained; with `preset` and `seed` the MLflow run's params.
         tags: data hashes and such, set on the MLflow run and the model version.
         data: what the report says about the data (source, hashes, rows).
+        test_data: the files the model spec's scorer scores any model on: the candidate's
+            own test rows (or pairs), so a champion is judged on the same ones.
     """
 
     trained: TrainedModel
@@ -83,6 +87,7 @@ class Candidate(_Descriptor):
     recipe: dict[str, Any]
     tags: dict[str, str]
     data: dict[str, str]
+    test_data: tuple[str, ...]
 
     @property
     def candidate_id(self) -> str:

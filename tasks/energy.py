@@ -13,6 +13,7 @@ from prefect.logging import get_run_logger
 
 from lib.core.refs import FileRef
 from lib.energy.recipes import EnergyRecipe
+from lib.energy.spec import SPEC
 from tasks.caching import ContentCache
 from tasks.descriptors import ChampionRef, Evaluation, SplitRef, TableRef, TrainedModel
 from tasks.fitting import KERAS_VERBOSITY, fit_with_progress
@@ -126,16 +127,14 @@ def evaluate(trained: TrainedModel, table: TableRef, split_ref: SplitRef) -> Eva
 )
 def evaluate_champion(champion: ChampionRef, table: TableRef, split_ref: SplitRef) -> ChampionRef:
     """The champion's metrics on the candidate's test rows, so the gate compares like with like."""
-    from lib.energy.evaluate import score_pyfunc
-    from tasks.registry import load_version
+    from tasks.registry import score_champion
 
-    metrics = score_pyfunc(
-        load_version(champion), Path(table.table.path), Path(split_ref.split.path)
-    )
-    get_run_logger().info(
-        "champion v%s on the same test rows: RMSE Y1 %.3f, Y2 %.3f",
-        champion.version,
-        metrics["Y1_rmse"],
-        metrics["Y2_rmse"],
-    )
-    return champion.model_copy(update={"metrics": metrics})
+    scored = score_champion(SPEC, champion, (table.table.path, split_ref.split.path))
+    if scored.metrics is not None and scored.problem is None:
+        get_run_logger().info(
+            "champion v%s on the same test rows: RMSE Y1 %.3f, Y2 %.3f",
+            champion.version,
+            scored.metrics["Y1_rmse"],
+            scored.metrics["Y2_rmse"],
+        )
+    return scored

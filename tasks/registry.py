@@ -7,14 +7,20 @@ that is never Cached, for no benefit in the UI.
 
 from __future__ import annotations
 
+import importlib
 import json
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from importlib.metadata import version as installed_version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from prefect.concurrency.sync import concurrency
 from prefect.logging import get_run_logger
+from prefect.settings import get_current_settings
 
 from lib.core.gate import champion_gate
 from lib.core.model_spec import ModelSpec
@@ -64,27 +70,122 @@ def _pip_requirements() -> list[str]:
     return [f"{name}=={installed_version(name)}" for name in SERVING_PACKAGES]
 
 
+@contextmanager
+def promotion_lock(spec: ModelSpec) -> Iterator[None]:
+    """One promotion of `spec` at a time: per home by a file lock, per server by Prefect.
+
+    With a Prefect server (`PREFECT_API_URL`), runs on other machines share no file system,
+    so a global concurrency limit of 1 named after the model serialises them too. On the
+    ephemeral API every process has its own, so the file lock is what holds there.
+    """
+    from lib.core.registry import promotion_lock as file_lock
+
+    with file_lock(load_settings().home, spec.name):
+        if get_current_settings().api.url is None:
+            yield
+            return
+        limit = f"trainflow-promote-{spec.name}"
+        _ensure_limit(limit)
+        with concurrency(limit, occupy=1, strict=True):
+            yield
+
+
+def _ensure_limit(name: str) -> None:
+    """Create the global concurrency limit `name` with one slot, unless it exists."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_global_concurrency_limit_by_name(name)
+        except ObjectNotFound:
+            with suppress(ObjectAlreadyExists):
+                client.create_global_concurrency_limit(
+                    GlobalConcurrencyLimitCreate(name=name, limit=1)
+                )
+
+
+def score_champion(
+    spec: ModelSpec, champion: ChampionRef, test_data: tuple[str, ...]
+) -> ChampionRef:
+    """The champion's metrics on the candidate's test data, or the champion set aside.
+
+    A champion that cannot be loaded or scored (say a Keras upgrade broke its file, or it
+    is a pickled version trainflow no longer loads) would block every run: it is set aside
+    with the reason, scoring NaN, and the candidate is judged on the floors. A registry that
+    does not answer is not a broken champion: that error propagates.
+    """
+    from mlflow.exceptions import MlflowException
+
+    from lib.core.registry import RegistryError
+
+    module, _, function = spec.scorer.partition(":")
+    scorer = getattr(importlib.import_module(module), function)
+    try:
+        metrics = scorer(load_version(champion), *map(Path, test_data))
+    except (MlflowException, RegistryError):
+        raise
+    except Exception as error:  # anything the model itself raises: set it aside
+        problem = f"champion v{champion.version} could not be scored: {error}".splitlines()[0]
+        get_run_logger().warning("%s; it is set aside", problem)
+        return champion.model_copy(
+            update={"metrics": {spec.gate.score: math.nan}, "problem": problem}
+        )
+    return champion.model_copy(update={"metrics": metrics})
+
+
 @task(task_run_name="register-{spec.name}", cache_policy=NO_CACHE)
 def register_candidate(
     spec: ModelSpec, candidate: Candidate, champion: ChampionRef | None
 ) -> Registration:
     """Judge the candidate against the champion, register it, move `champion` if it won.
 
+    Under the promotion lock the champion is read again; if another run changed it since
+    `champion` was scored, the new one is scored on this candidate's test data first, so
+    the decision is always made against the champion that is there when the alias moves.
     A champion that is this very candidate means nothing changed: no new version.
     """
+    from lib.core.registry import end_orphaned_runs
+
+    client = client_for(spec)
+    with promotion_lock(spec):
+        end_orphaned_runs(client, spec.pipeline, load_settings().home)
+        rival = _current_rival(spec, candidate, champion)
+        outcome = _register(spec, client, candidate, rival)
+    get_run_logger().info("%s version %s: %s", spec.name, outcome.version, outcome.reason)
+    return outcome
+
+
+def _current_rival(
+    spec: ModelSpec, candidate: Candidate, seen: ChampionRef | None
+) -> ChampionRef | None:
+    """The champion now, scored on the candidate's test data (re-scored if it changed)."""
+    current = current_champion(spec)
+    if current is None:
+        return None
+    if current.candidate_id == candidate.candidate_id:
+        return current.model_copy(update={"metrics": candidate.evaluation.metrics})
+    if seen is not None and seen.version == current.version and seen.metrics is not None:
+        return seen
+    get_run_logger().info("the champion changed to v%s meanwhile: scoring it", current.version)
+    return score_champion(spec, current, candidate.test_data)
+
+
+def _register(
+    spec: ModelSpec, client: Any, candidate: Candidate, rival: ChampionRef | None
+) -> Registration:
     from lib.core.registry import Candidate as Logged
     from lib.core.registry import register
 
     metrics = candidate.evaluation.metrics
     decision = champion_gate(
-        metrics,
-        champion.metrics if champion else None,
-        spec.gate,
-        candidate.evaluation.test_rows,
+        metrics, rival.metrics if rival else None, spec.gate, candidate.evaluation.test_rows
     )
+    reason = f"{decision.reason} ({rival.problem})" if rival and rival.problem else decision.reason
     parameters = candidate.parameters
-    outcome = register(
-        client_for(spec),
+    return register(
+        client,
         spec.name,
         Logged(
             candidate_id=candidate.candidate_id,
@@ -101,8 +202,7 @@ def register_candidate(
             model_config={key: metrics[name] for key, name in spec.model_config.items()} or None,
         ),
         promote=decision.promote,
-        reason=decision.reason,
+        reason=reason,
         pip_requirements=_pip_requirements(),
+        home=load_settings().home,
     )
-    get_run_logger().info("%s version %s: %s", spec.name, outcome.version, outcome.reason)
-    return outcome

@@ -13,6 +13,7 @@ from prefect.logging import get_run_logger
 
 from lib.core.refs import FileRef
 from lib.siamese.recipes import SiameseRecipe
+from lib.siamese.spec import SPEC
 from tasks.caching import ContentCache
 from tasks.descriptors import ChampionRef, Evaluation, PairsRef, TableRef, TrainedModel
 from tasks.fitting import KERAS_VERBOSITY, fit_with_progress
@@ -160,13 +161,13 @@ def evaluate(
 )
 def evaluate_champion(champion: ChampionRef, test_table: TableRef, pairs: PairsRef) -> ChampionRef:
     """The champion, through its pyfunc and at its registered threshold, on the same pairs."""
-    from lib.siamese.evaluate import score_pyfunc
-    from tasks.registry import load_version
+    from tasks.registry import score_champion
 
-    metrics = score_pyfunc(
-        load_version(champion), Path(test_table.table.path), Path(pairs.test.path)
-    )
-    get_run_logger().info(
-        "champion v%s on the same test pairs: accuracy %.4f", champion.version, metrics["accuracy"]
-    )
-    return champion.model_copy(update={"metrics": metrics})
+    scored = score_champion(SPEC, champion, (test_table.table.path, pairs.test.path))
+    if scored.metrics is not None and scored.problem is None:
+        get_run_logger().info(
+            "champion v%s on the same test pairs: accuracy %.4f",
+            champion.version,
+            scored.metrics["accuracy"],
+        )
+    return scored

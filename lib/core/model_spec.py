@@ -27,6 +27,8 @@ class ModelSpec:
         python_model: ``"module:Class"`` of the MLflow pyfunc wrapper, imported only when a
             model is registered (it imports MLflow).
         presets: named training recipes; ``"default"`` is what a plain run trains.
+        scorer: ``"module:function"`` scoring a registered pyfunc on a candidate's test data,
+            ``scorer(pyfunc, *test_files) -> metrics``; imported only when a champion is scored.
         model_config: metrics of the evaluation that the pyfunc reads from its
             `model_config` (e.g. the calibrated threshold), by model_config key.
         version_tags: metrics of the evaluation also set as tags on the model version,
@@ -38,6 +40,7 @@ class ModelSpec:
     gate: GatePolicy
     python_model: str
     presets: Mapping[str, BaseModel]
+    scorer: str
     model_config: Mapping[str, str] = field(default_factory=dict)
     version_tags: Mapping[str, str] = field(default_factory=dict)
 

@@ -7,17 +7,23 @@ the previous champion where it was.
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Mapping, Sequence
+import os
+import socket
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import mlflow
+from filelock import FileLock, Timeout
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import ErrorCode
+from sqlalchemy.exc import SQLAlchemyError
 
 CHAMPION_ALIAS = "champion"
 KERAS_ARTIFACT = "keras_model"
@@ -25,6 +31,15 @@ KERAS_ARTIFACT = "keras_model"
 CANDIDATE_TAG = "trainflow.candidate_id"
 DECISION_TAG = "trainflow.decision"
 REASON_TAG = "trainflow.reason"
+HOST_TAG = "trainflow.host"
+PID_TAG = "trainflow.pid"
+HOME_TAG = "trainflow.home"
+"""Run tags naming the process that registers: how a run it left RUNNING is recognised."""
+PROMOTION_LOCK_SECONDS = 1800.0
+"""Longest wait for another run's promotion (it scores a champion and logs a model)."""
+RESOURCE_DOES_NOT_EXIST = ErrorCode.Name(ErrorCode.RESOURCE_DOES_NOT_EXIST)
+REGISTRY_FAILURES = (MlflowException, SQLAlchemyError, OSError)
+"""What a registry that cannot answer raises: MLflow's errors, a locked or broken database."""
 
 
 @dataclass(frozen=True)
@@ -44,7 +59,17 @@ def connect(tracking_uri: str, experiment: str, artifact_root: Path) -> MlflowCl
 
     Without an explicit artifact location a SQLite-backed MLflow writes `./mlruns` into
     whatever directory the process happens to run in.
+
+    Raises:
+        RegistryError: the registry cannot be opened or does not answer.
     """
+    try:
+        return _connect(tracking_uri, experiment, artifact_root)
+    except REGISTRY_FAILURES as error:
+        raise _registry_error(f"open experiment '{experiment}'", error, tracking_uri) from error
+
+
+def _connect(tracking_uri: str, experiment: str, artifact_root: Path) -> MlflowClient:
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
@@ -59,24 +84,82 @@ def connect(tracking_uri: str, experiment: str, artifact_root: Path) -> MlflowCl
     return client
 
 
+class RegistryError(RuntimeError):
+    """The registry could not be read or written; nothing was decided on a guess."""
+
+
 def champion(client: MlflowClient, name: str) -> ModelVersion | None:
-    """The version holding the champion alias, or None on a fresh registry."""
+    """The version holding the champion alias; None only when the registry says there is none.
+
+    "There is none" means the model does not exist yet or has no such alias. Any other
+    answer (a locked database, a server's 503) raises `RegistryError`: read as "no champion",
+    it would let a candidate replace a better champion on the floors alone.
+    """
     try:
-        return client.get_model_version_by_alias(name, CHAMPION_ALIAS)
-    except MlflowException:
+        model = client.get_registered_model(name)
+    except REGISTRY_FAILURES as error:
+        if getattr(error, "error_code", None) == RESOURCE_DOES_NOT_EXIST:
+            return None
+        raise _registry_error(f"read the champion of '{name}'", error) from error
+    version = (model.aliases or {}).get(CHAMPION_ALIAS)
+    if version is None:
         return None
+    try:
+        return client.get_model_version(name, str(version))
+    except REGISTRY_FAILURES as error:
+        raise _registry_error(f"read version {version} of '{name}'", error) from error
 
 
 def find_candidate(client: MlflowClient, name: str, candidate_id: str) -> ModelVersion | None:
-    """An existing version registered from the same candidate (same model file), if any."""
+    """An existing version registered from the same candidate (same model file), if any.
+
+    Raises:
+        RegistryError: the registry did not answer; guessing "none" could register twice.
+    """
     try:
         versions = client.search_model_versions(f"name = '{name}'")
-    except MlflowException:
-        return None
+    except REGISTRY_FAILURES as error:
+        raise _registry_error(f"look up the versions of '{name}'", error) from error
     for version in versions:
         if version.tags.get(CANDIDATE_TAG) == candidate_id:
             return version
     return None
+
+
+@contextlib.contextmanager
+def promotion_lock(
+    home: Path, name: str, timeout: float = PROMOTION_LOCK_SECONDS
+) -> Iterator[None]:
+    """Hold the promotion lock of model `name` for every process that shares `home`.
+
+    Reading the champion, deciding and moving the alias must happen as one step: two runs
+    that each read the champion, then each set the alias, can leave the worse model as
+    champion. The lock is a file lock (released by the kernel if its holder dies); across
+    machines the Prefect server adds its own (`tasks.registry`).
+
+    Raises:
+        RegistryError: another process held the lock for `timeout` seconds.
+    """
+    path = home / "locks" / f"promote-{name}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with FileLock(path, timeout=timeout):
+            yield
+    except Timeout as error:
+        raise RegistryError(
+            f"Could not promote '{name}': another run held its promotion lock ({path}) for "
+            f"{timeout:g} s"
+        ) from error
+
+
+def _registry_error(action: str, error: Exception, uri: str | None = None) -> RegistryError:
+    """One line: what could not be done, where, and the first line of what the store said."""
+    text = getattr(error, "message", None) or str(error) or type(error).__name__
+    first_line = text.strip().splitlines()[0]
+    uri = uri or mlflow.get_registry_uri()
+    return RegistryError(
+        f"Could not {action} in the registry at {mlflow.get_tracking_uri()}: {first_line}"
+    )
 
 
 @dataclass(frozen=True)
@@ -104,14 +187,18 @@ def register(
     promote: bool,
     reason: str,
     pip_requirements: Sequence[str],
+    home: Path,
 ) -> Registration:
     """Log the candidate as a run, register it as a version and move the alias if `promote`.
 
     Idempotent on `candidate.candidate_id`: the same model file is registered once, so a
-    retried task or an unchanged re-run adds no version.
+    retried task or an unchanged re-run adds no version. Resumable: a version whose decision
+    was never recorded (the process died between registering it and tagging it) is completed
+    with this decision, tags and alias, and not registered again. Call it under the model's
+    promotion lock, with `promote` decided against the champion read under that lock.
     """
     existing = find_candidate(client, name, candidate.candidate_id)
-    if existing is not None:
+    if existing is not None and existing.tags.get(DECISION_TAG):
         return Registration(
             name,
             str(existing.version),
@@ -120,7 +207,20 @@ def register(
             run_id=existing.run_id or "",
             newly_registered=False,
         )
-    with mlflow.start_run(run_name=f"{name}-{candidate.candidate_id[:8]}") as run:
+    if existing is None:
+        version, run_id = _log_and_register(name, candidate, pip_requirements, home)
+    else:
+        version, run_id = str(existing.version), existing.run_id or ""
+    _record_decision(client, name, version, candidate, promote, reason)
+    return Registration(name, version, promote, reason, run_id, newly_registered=True)
+
+
+def _log_and_register(
+    name: str, candidate: Candidate, pip_requirements: Sequence[str], home: Path
+) -> tuple[str, str]:
+    """Log the candidate's run and model, register a version; return version and run id."""
+    owner = {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid()), HOME_TAG: str(home)}
+    with mlflow.start_run(run_name=f"{name}-{candidate.candidate_id[:8]}", tags=owner) as run:
         mlflow.log_params({key: _param(value) for key, value in candidate.params.items()})
         mlflow.log_metrics(dict(candidate.metrics))
         for key, values in candidate.history.items():
@@ -143,10 +243,23 @@ def register(
         model_version = mlflow.register_model(
             info.model_uri, name, tags={CANDIDATE_TAG: candidate.candidate_id}
         )
-    version = str(model_version.version)
+    return str(model_version.version), run.info.run_id
+
+
+def _record_decision(
+    client: MlflowClient,
+    name: str,
+    version: str,
+    candidate: Candidate,
+    promote: bool,
+    reason: str,
+) -> None:
+    """Tag the version, move the alias if promoted, and mark the decision recorded, last.
+
+    `DECISION_TAG` goes last: its presence is what tells a retry the version is complete.
+    """
     version_tags: dict[str, str] = {
         CANDIDATE_TAG: candidate.candidate_id,
-        DECISION_TAG: "promoted" if promote else "kept champion",
         REASON_TAG: reason,
         **{f"metric.{k}": f"{v:.6g}" for k, v in candidate.metrics.items()},
         **candidate.tags,
@@ -155,7 +268,47 @@ def register(
         client.set_model_version_tag(name, version, tag, text)
     if promote:
         client.set_registered_model_alias(name, CHAMPION_ALIAS, version)
-    return Registration(name, version, promote, reason, run.info.run_id, newly_registered=True)
+    client.set_model_version_tag(
+        name, version, DECISION_TAG, "promoted" if promote else "kept champion"
+    )
+
+
+def end_orphaned_runs(client: MlflowClient, experiment: str, home: Path) -> list[str]:
+    """Mark KILLED the RUNNING runs of `experiment` that a dead process of this home left.
+
+    A run is orphaned when it was started on this host, for this home, by a process that no
+    longer exists (killed while registering). Runs of live processes, other hosts or other
+    homes are left alone. Returns the ids of the runs ended.
+    """
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return []
+    try:
+        running = client.search_runs(
+            [found.experiment_id], filter_string="attributes.status = 'RUNNING'"
+        )
+    except REGISTRY_FAILURES as error:
+        raise _registry_error(f"look up the running runs of '{experiment}'", error) from error
+    ended = []
+    for run in running:
+        tags = run.data.tags
+        mine = tags.get(HOST_TAG) == socket.gethostname() and tags.get(HOME_TAG) == str(home)
+        if mine and not _alive(int(tags.get(PID_TAG, "0") or 0)):
+            client.set_terminated(run.info.run_id, status="KILLED")
+            ended.append(run.info.run_id)
+    return ended
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
 
 
 def model_version_url(ui_url: str, name: str, version: str) -> str:

@@ -12,4 +12,5 @@ SPEC = ModelSpec(
     gate=GATE,
     python_model="lib.energy.serving:EnergyPyfunc",
     presets=PRESETS,
+    scorer="lib.energy.evaluate:score_pyfunc",
 )

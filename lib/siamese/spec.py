@@ -12,6 +12,7 @@ SPEC = ModelSpec(
     gate=GATE,
     python_model="lib.siamese.serving:SiamesePyfunc",
     presets=PRESETS,
+    scorer="lib.siamese.evaluate:score_pyfunc",
     model_config={THRESHOLD_KEY: "threshold"},
     version_tags={THRESHOLD_TAG: "threshold"},
 )

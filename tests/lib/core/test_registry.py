@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -27,12 +29,19 @@ from lib.core.registry import (
     CANDIDATE_TAG,
     CHAMPION_ALIAS,
     DECISION_TAG,
+    HOME_TAG,
+    HOST_TAG,
+    PID_TAG,
     REASON_TAG,
     Candidate,
     Registration,
+    RegistryError,
     champion,
     connect,
+    end_orphaned_runs,
+    find_candidate,
     model_version_url,
+    promotion_lock,
     register,
 )
 from lib.core.training import save_model
@@ -137,6 +146,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recorded]:
                 promote=promote,
                 reason=reason,
                 pip_requirements=PIP_REQUIREMENTS,
+                home=root,
             )
 
         first = run("a" * 64, "a", promote=False, reason="candidate r2=0.5 fails the floor >= 0.9")
@@ -289,3 +299,163 @@ def test_model_version_url_routes_to_the_version_page() -> None:
         model_version_url("http://127.0.0.1:5000/", "a model/x", "3")
         == "http://127.0.0.1:5000/#/models/a%20model%2Fx/versions/3"
     )
+
+
+UNAVAILABLE = """
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+BODY = b'{"error_code": "TEMPORARILY_UNAVAILABLE", "message": "temporarily unavailable"}'
+
+
+class Unavailable(BaseHTTPRequestHandler):
+    def answer(self):
+        self.send_response(503)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(BODY)))
+        self.end_headers()
+        self.wfile.write(BODY)
+
+    do_GET = do_POST = do_PATCH = do_DELETE = answer
+
+    def log_message(self, *args):
+        pass
+
+
+server = ThreadingHTTPServer(("127.0.0.1", 0), Unavailable)
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"""
+
+
+def test_an_unavailable_registry_is_an_error_never_no_champion(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    server = subprocess.Popen(
+        [sys.executable, "-c", UNAVAILABLE], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert server.stdout is not None
+        uri = f"http://127.0.0.1:{server.stdout.readline().strip()}"
+        monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        server_said = re.escape(uri) + r"/api/2\.0/mlflow/.*503 error responses"
+        with pytest.raises(RegistryError, match=rf"champion of '{NAME}' .*{server_said}"):
+            champion(client, NAME)
+        with pytest.raises(RegistryError, match=rf"versions of '{NAME}' .*{server_said}"):
+            find_candidate(client, NAME, "b" * 64)
+    finally:
+        server.kill()
+        server.wait()
+
+
+def test_a_version_whose_decision_was_never_recorded_is_completed(
+    registry: Recorded, tmp_path: Path
+) -> None:
+    # The state a kill between register_model and the tags leaves: the version exists with
+    # its candidate tag only, and the alias never moved.
+    plot = tmp_path / "plot.png"
+    plot.write_bytes(b"\x89PNG\r\n\x1a\n")
+    candidate = _candidate("e" * 64, registry.root / "b.keras", 0.5, plot)
+    first = register(
+        registry.client,
+        NAME,
+        candidate,
+        promote=False,
+        reason="kept",
+        pip_requirements=(),
+        home=registry.root,
+    )
+    registry.client.delete_model_version_tag(NAME, first.version, DECISION_TAG)
+    registry.client.delete_model_version_tag(NAME, first.version, REASON_TAG)
+
+    retried = register(
+        registry.client,
+        NAME,
+        candidate,
+        promote=True,
+        reason="candidate beats champion",
+        pip_requirements=(),
+        home=registry.root,
+    )
+
+    assert (retried.version, retried.promoted, retried.newly_registered) == (
+        first.version,
+        True,
+        True,
+    )
+    tags = registry.client.get_model_version(NAME, first.version).tags
+    assert tags[DECISION_TAG] == "promoted" and tags[REASON_TAG] == "candidate beats champion"
+    assert str(champion(registry.client, NAME).version) == first.version
+    again = register(
+        registry.client,
+        NAME,
+        candidate,
+        promote=False,
+        reason="x",
+        pip_requirements=(),
+        home=registry.root,
+    )
+    assert not again.newly_registered and "nothing changed" in again.reason
+    # Leave the module's champion as the other tests expect it.
+    registry.client.set_registered_model_alias(NAME, CHAMPION_ALIAS, registry.second.version)
+
+
+def test_runs_left_running_by_a_dead_process_of_this_home_are_killed(registry: Recorded) -> None:
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    experiment = registry.client.get_experiment_by_name(EXPERIMENT).experiment_id
+    owner = {HOST_TAG: socket.gethostname(), HOME_TAG: str(registry.root)}
+    orphan = registry.client.create_run(experiment, tags={**owner, PID_TAG: dead.stdout.strip()})
+    alive = registry.client.create_run(experiment, tags={**owner, PID_TAG: str(os.getpid())})
+    elsewhere = registry.client.create_run(
+        experiment, tags={**owner, HOME_TAG: "/another/home", PID_TAG: dead.stdout.strip()}
+    )
+
+    ended = end_orphaned_runs(registry.client, EXPERIMENT, registry.root)
+
+    assert ended == [orphan.info.run_id]
+    status = {
+        run.info.run_id: registry.client.get_run(run.info.run_id).info.status
+        for run in (orphan, alive, elsewhere)
+    }
+    assert status == {
+        orphan.info.run_id: "KILLED",
+        alive.info.run_id: "RUNNING",
+        elsewhere.info.run_id: "RUNNING",
+    }
+    for run in (alive, elsewhere):
+        registry.client.set_terminated(run.info.run_id)
+
+
+HOLDER = """
+import sys, time
+from filelock import FileLock
+with FileLock(sys.argv[1]):
+    print("held", flush=True)
+    time.sleep(30)
+"""
+
+
+def test_a_promotion_lock_held_elsewhere_times_out_in_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "locks" / f"promote-{NAME}.lock"
+    path.parent.mkdir()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(path)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with (
+            pytest.raises(RegistryError, match="another run held its promotion lock"),
+            promotion_lock(tmp_path, NAME, timeout=1),
+        ):
+            pass
+    finally:
+        holder.kill()
+        holder.wait()
+    with promotion_lock(tmp_path, NAME, timeout=1):
+        pass  # released by the kernel when its holder died
