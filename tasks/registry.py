@@ -84,7 +84,7 @@ def register_candidate(
         Logged(
             candidate_id=candidate.candidate_id,
             keras_path=Path(candidate.trained.model.path),
-            python_model=spec.make_python_model(),
+            model_code=spec.model_code(),
             params={"preset": parameters["preset"], "seed": parameters["seed"], **candidate.recipe},
             metrics=metrics,
             history=json.loads(Path(candidate.trained.history.path).read_text()),

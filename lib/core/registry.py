@@ -3,6 +3,9 @@
 Every candidate becomes a version tagged with its data hashes, parameters, metrics, code
 version and the gate's decision; the alias moves last, so a failure anywhere before leaves
 the previous champion where it was.
+
+Versions are MLflow "models from code": the wrapper's code is a `.py` file copied into the
+version and the network a `.keras` file loaded with `safe_mode=True`; no pickle is written.
 """
 
 from __future__ import annotations
@@ -81,11 +84,15 @@ def find_candidate(client: MlflowClient, name: str, candidate_id: str) -> ModelV
 
 @dataclass(frozen=True)
 class Candidate:
-    """Everything logged with one candidate model."""
+    """Everything logged with one candidate model.
+
+    `model_code` is the models-from-code file (it calls `mlflow.models.set_model`); MLflow
+    copies it into the version, so the version keeps the code it was registered with.
+    """
 
     candidate_id: str
     keras_path: Path
-    python_model: Any
+    model_code: Path
     params: Mapping[str, Any]
     metrics: Mapping[str, float]
     history: Mapping[str, Sequence[float]]
@@ -131,7 +138,7 @@ def register(
             mlflow.log_artifact(str(artifact), artifact_path="plots")
         info = mlflow.pyfunc.log_model(
             name="model",
-            python_model=candidate.python_model,
+            python_model=str(candidate.model_code),  # a path: models from code, no pickle
             artifacts={KERAS_ARTIFACT: str(candidate.keras_path)},
             signature=candidate.signature,
             input_example=candidate.input_example,

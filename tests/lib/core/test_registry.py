@@ -39,7 +39,7 @@ from lib.core.training import save_model
 from lib.energy.constants import FEATURES, TARGETS
 from lib.energy.model import build_energy_model
 from lib.energy.recipes import PRESETS
-from lib.energy.serving import EnergyPyfunc
+from lib.energy.spec import SPEC
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 NAME = "energy-efficiency-test"
@@ -77,7 +77,7 @@ def _candidate(candidate_id: str, keras_path: Path, rmse: float, plot: Path) -> 
     return Candidate(
         candidate_id=candidate_id,
         keras_path=keras_path,
-        python_model=EnergyPyfunc(),
+        model_code=SPEC.model_code(),
         params={"preset": "default", "epochs": 3, "one_hot": ["X6", "X8"]},
         metrics={"rmse": rmse, "r2": 0.95},
         history={"loss": [3.0, 2.0, 1.5]},
