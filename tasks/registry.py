@@ -37,12 +37,27 @@ def client_for(spec: ModelSpec) -> Any:
 
 
 def current_champion(spec: ModelSpec) -> ChampionRef | None:
-    """The version holding the `champion` alias now; call it from a flow run."""
-    from lib.core.registry import CANDIDATE_TAG, champion
+    """The version holding the `champion` alias now; call it from a flow run.
+
+    A champion registered before trainflow logged models from code holds a pickled wrapper,
+    which is never loaded: it counts as no champion, so the candidate is judged on the floors
+    alone and, if it clears them, takes the alias (the one way out of an old registry).
+    """
+    from mlflow.models import Model
+
+    from lib.core.registry import CANDIDATE_TAG, champion, is_code_model
 
     version = champion(client_for(spec), spec.name)
     if version is None:
         get_run_logger().info("%s has no champion yet", spec.name)
+        return None
+    if not is_code_model(Model.load(f"models:/{spec.name}/{version.version}")):
+        get_run_logger().warning(
+            "%s champion version %s holds a pickled wrapper (registered before models from "
+            "code) and is not loaded; the candidate is judged on the floors alone",
+            spec.name,
+            version.version,
+        )
         return None
     get_run_logger().info("%s champion is version %s", spec.name, version.version)
     return ChampionRef(
@@ -53,11 +68,11 @@ def current_champion(spec: ModelSpec) -> ChampionRef | None:
 
 
 def load_version(champion: ChampionRef) -> Any:
-    """A registered version as the MLflow pyfunc every consumer loads."""
-    import mlflow.pyfunc
+    """A registered version as the MLflow pyfunc every consumer loads (never from a pickle)."""
+    from lib.core.registry import load_pyfunc
 
-    load_settings()  # the tracking URI was set by `client_for` in this flow run
-    return mlflow.pyfunc.load_model(f"models:/{champion.name}/{champion.version}")
+    # The tracking URI was set by `client_for` in this flow run.
+    return load_pyfunc(f"models:/{champion.name}/{champion.version}")
 
 
 def _pip_requirements() -> list[str]:

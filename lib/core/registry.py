@@ -5,7 +5,8 @@ version and the gate's decision; the alias moves last, so a failure anywhere bef
 the previous champion where it was.
 
 Versions are MLflow "models from code": the wrapper's code is a `.py` file copied into the
-version and the network a `.keras` file loaded with `safe_mode=True`; no pickle is written.
+version and the network a `.keras` file loaded with `safe_mode=True`; no pickle is written,
+and `load_pyfunc` refuses to load a version that would unpickle one.
 """
 
 from __future__ import annotations
@@ -21,10 +22,15 @@ import mlflow
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
+from mlflow.models import Model
+from mlflow.models.model import MODEL_CODE_PATH
 
 CHAMPION_ALIAS = "champion"
 KERAS_ARTIFACT = "keras_model"
 """Name of the `.keras` file among a pyfunc model's artifacts."""
+CODE_LOADER = "mlflow.pyfunc.loaders.code_model"
+"""The pyfunc loader of a models-from-code version: it runs the logged file, unpickles nothing."""
+PYFUNC_FLAVOR = "python_function"
 CANDIDATE_TAG = "trainflow.candidate_id"
 DECISION_TAG = "trainflow.decision"
 REASON_TAG = "trainflow.reason"
@@ -163,6 +169,42 @@ def register(
     if promote:
         client.set_registered_model_alias(name, CHAMPION_ALIAS, version)
     return Registration(name, version, promote, reason, run.info.run_id, newly_registered=True)
+
+
+def is_code_model(model: Model) -> bool:
+    """Whether `model` (its MLmodel file) loads by running its code file, never a pickle.
+
+    Pyfunc runs the `loader_module` its MLmodel names; only the models-from-code loader reads
+    no `python_model.pkl`. `code_paths` (directories put on `sys.path` at load) are refused too:
+    trainflow never logs any.
+    """
+    flavor = model.flavors.get(PYFUNC_FLAVOR) or {}
+    return (
+        flavor.get("loader_module") == CODE_LOADER
+        and bool(flavor.get(MODEL_CODE_PATH))
+        and not flavor.get("code")
+    )
+
+
+def load_pyfunc(model_uri: str, model_config: Mapping[str, Any] | None = None) -> Any:
+    """The model at `model_uri` as a pyfunc, if it is a models-from-code version.
+
+    The version is downloaded once and checked in the folder it then loads from, so what was
+    checked is what runs. A version registered before trainflow logged models from code holds
+    a pickled wrapper: it is refused with a `ValueError`, not unpickled.
+    """
+    import mlflow.artifacts
+    import mlflow.pyfunc
+
+    local = mlflow.artifacts.download_artifacts(artifact_uri=model_uri)
+    if not is_code_model(Model.load(local)):
+        raise ValueError(
+            f"{model_uri} is not a models-from-code version (registered before trainflow "
+            f"stopped storing pickles); it is not loaded: retrain (`trainflow run`) to register "
+            f"one that is"
+        )
+    config = dict(model_config) if model_config is not None else None
+    return mlflow.pyfunc.load_model(local, model_config=config)
 
 
 def model_version_url(ui_url: str, name: str, version: str) -> str:

@@ -9,10 +9,14 @@ import mlflow
 import pytest
 
 from flows.energy import EnergyParameters, energy_pipeline
+from lib.core.champion import load_champion
+from lib.core.registry import connect
 from lib.core.settings import load_settings
 from lib.energy.constants import MODEL_NAME
+from lib.energy.spec import SPEC
 from tests.fixtures.energy import write_energy_workbook
 from tests.fixtures.prefect_runs import task_states
+from tests.fixtures.tampering import register_legacy_champion
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -71,3 +75,21 @@ def test_bad_workbook_fails_and_leaves_registry_alone(trainflow_home: Path, tmp_
         state.result()
     assert versions() == ["1"]
     assert not list(Path(load_settings().home, "data").rglob("*.parquet.tmp*"))
+
+
+def test_a_champion_stored_as_a_pickle_is_replaced_unread(
+    trainflow_home: Path, tmp_path: Path
+) -> None:
+    settings = load_settings()
+    client = connect(settings.tracking_uri, SPEC.pipeline, settings.home / "mlartifacts")
+    marker = tmp_path / "unpickled"
+    register_legacy_champion(client, MODEL_NAME, tmp_path, marker)
+    workbook = write_energy_workbook(tmp_path / "buildings.xlsx", n_rows=120)
+
+    summary, states = run(EnergyParameters(source=str(workbook), epochs=EPOCHS))
+
+    assert summary.version == "2" and summary.promoted, summary.reason
+    assert summary.champion_metrics is None  # the old champion was neither loaded nor scored
+    assert not [name for name in states if name.startswith("evaluate-champion")]
+    assert load_champion(MODEL_NAME).predict is not None  # the new champion loads
+    assert not marker.exists()
