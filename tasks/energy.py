@@ -16,6 +16,7 @@ from lib.energy.recipes import EnergyRecipe
 from tasks.caching import ContentCache
 from tasks.descriptors import ChampionRef, Evaluation, SplitRef, TableRef, TrainedModel
 from tasks.fitting import KERAS_VERBOSITY, fit_with_progress
+from tasks.results import RESULT_SERIALIZER
 from tasks.storage import output_dir
 
 TABLE_STEP = "lib.energy.table"
@@ -28,6 +29,7 @@ EVALUATE_STEP = "lib.energy.evaluate"
     task_run_name="excel-to-parquet-{raw.sha256:.8}",
     cache_policy=ContentCache(entry=TABLE_STEP),
     persist_result=True,
+    result_serializer=RESULT_SERIALIZER,
 )
 def excel_to_parquet(raw: FileRef) -> TableRef:
     """Validate the workbook and write it as typed Parquet with provenance metadata."""
@@ -46,6 +48,7 @@ def excel_to_parquet(raw: FileRef) -> TableRef:
     task_run_name="split-energy-seed{seed}",
     cache_policy=ContentCache(entry=SPLIT_STEP),
     persist_result=True,
+    result_serializer=RESULT_SERIALIZER,
 )
 def split(table: TableRef, seed: int) -> SplitRef:
     """Deterministic train/validation/test rows from the seed and the table's hash."""
@@ -62,6 +65,7 @@ def split(table: TableRef, seed: int) -> SplitRef:
     task_run_name="train-energy-{preset}-seed{seed}",
     cache_policy=ContentCache(entry=TRAIN_STEP),
     persist_result=True,
+    result_serializer=RESULT_SERIALIZER,
 )
 def train(
     table: TableRef, split_ref: SplitRef, recipe: EnergyRecipe, preset: str, seed: int
@@ -96,6 +100,7 @@ def train(
     task_run_name="evaluate-energy-{trained.model.sha256:.8}",
     cache_policy=ContentCache(entry=EVALUATE_STEP),
     persist_result=True,
+    result_serializer=RESULT_SERIALIZER,
 )
 def evaluate(trained: TrainedModel, table: TableRef, split_ref: SplitRef) -> Evaluation:
     """Test metrics per output and the plots: predicted vs actual, learning curves."""
@@ -118,6 +123,7 @@ def evaluate(trained: TrainedModel, table: TableRef, split_ref: SplitRef) -> Eva
     task_run_name="evaluate-champion-energy-v{champion.version}",
     cache_policy=ContentCache(entry=EVALUATE_STEP),
     persist_result=True,
+    result_serializer=RESULT_SERIALIZER,
 )
 def evaluate_champion(champion: ChampionRef, table: TableRef, split_ref: SplitRef) -> ChampionRef:
     """The champion's metrics on the candidate's test rows, so the gate compares like with like."""
