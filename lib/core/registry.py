@@ -189,9 +189,11 @@ def is_code_model(model: Model) -> bool:
 def load_pyfunc(model_uri: str, model_config: Mapping[str, Any] | None = None) -> Any:
     """The model at `model_uri` as a pyfunc, if it is a models-from-code version.
 
-    The version is downloaded once and checked in the folder it then loads from, so what was
-    checked is what runs. A version registered before trainflow logged models from code holds
-    a pickled wrapper: it is refused with a `ValueError`, not unpickled.
+    Its MLmodel is checked in the folder MLflow then loads from (a download of a remote store;
+    the artifact folder itself for a local one, which MLflow does not copy). A version
+    registered before trainflow logged models from code holds a pickled wrapper: it is
+    refused with a `ValueError`, not unpickled. The check is against old versions, not a
+    writer racing it: whoever can write the artifacts can edit the code file anyway.
     """
     import mlflow.artifacts
     import mlflow.pyfunc
