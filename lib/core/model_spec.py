@@ -46,12 +46,14 @@ class ModelSpec:
     def model_code(self) -> Path:
         """The file of `python_model`, found without running it (running it sets the model)."""
         found = importlib.util.find_spec(self.python_model)
-        if found is None or found.origin is None or not found.origin.endswith(".py"):
+        origin = found.origin if found is not None else None
+        is_package = found is not None and found.submodule_search_locations is not None
+        if origin is None or is_package or not origin.endswith(".py"):
             raise ValueError(
                 f"Expected python_model to name a module with a .py file. "
                 f"Received: python_model={self.python_model!r}"
             )
-        return Path(found.origin)
+        return Path(origin)
 
     def recipe(self, preset: str, epochs: int | None = None) -> Any:
         """The recipe of `preset`, with its epoch count overridden when `epochs` is given."""
