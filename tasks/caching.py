@@ -10,25 +10,32 @@ elsewhere: a run against another home must not be handed paths into the old one.
 
 A cache entry whose files were deleted must recompute rather than hand out dead paths: the
 policy reads the stored descriptor and, if any file it names is gone, expires that entry so
-the task runs and overwrites it.
+the task runs and overwrites it. It reads it with `tasks.results.read_result` (plain JSON, the
+task's own return type) before Prefect does: a record that is anything else, say a pickle
+planted in the result storage, is expired the same way and never decoded by Prefect.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from prefect.cache_policies import CachePolicy
 from prefect.context import TaskRunContext
+from prefect.logging import get_logger
+from prefect.results import ResultStore
 from pydantic import BaseModel
 
 from lib.core.code_version import code_version
 from lib.core.hashing import sha256_text
 from lib.core.refs import FileRef
 from lib.core.settings import load_settings
+from tasks.results import TRUSTED_SERIALIZER, UntrustedResult, read_result, result_type
+
+LOGGER = get_logger(__name__)
 
 
 def _canonical(value: Any) -> Any:
@@ -61,7 +68,9 @@ class ContentCache(CachePolicy):
     """Key a task on its descriptor inputs, parameters and the code of the `entry` lib module.
 
     `entry` names the module whose function the task calls (a string, so that naming it does
-    not import it); its import closure is what the key covers.
+    not import it); its import closure is what the key covers. The task must persist its
+    result as JSON (`tasks.results.RESULT_SERIALIZER`); with another serializer computing
+    the key fails, and Prefect runs the task uncached, saying why in its log.
     """
 
     entry: str = ""
@@ -79,18 +88,40 @@ class ContentCache(CachePolicy):
             str(load_settings().home),
             json.dumps(_canonical(inputs), sort_keys=True, default=str),
         )
-        _expire_if_files_missing(task_ctx, key)
+        _expire_unusable_entry(task_ctx, key)
         return key
 
 
-def _expire_if_files_missing(task_ctx: TaskRunContext, key: str) -> None:
+def _expire_unusable_entry(task_ctx: TaskRunContext, key: str) -> None:
+    """Expire the entry at `key` unless it is a trusted descriptor whose files all exist."""
     store = task_ctx.result_store
-    if store is None or not store.exists(key):
+    if store is None:
+        return
+    content = _stored_record(task_ctx, store, key)
+    if content is None:
         return
     try:
-        cached = store.read(key).result
-    except Exception:  # unreadable entry: let the task overwrite it
+        cached = read_result(content, result_type(task_ctx.task.fn))
+    except UntrustedResult as error:
+        LOGGER.warning("cache entry %s of %s discarded: %s", key, task_ctx.task.name, error)
         cached = None
     if cached is None or not all(ref.exists() for ref in file_refs(cached)):
         long_ago = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
         store.write(obj=None, key=key, expiration=long_ago)  # type: ignore[arg-type]
+
+
+def _stored_record(task_ctx: TaskRunContext, store: ResultStore, key: str) -> bytes | None:
+    """The raw bytes stored under `key`, or None if there is no entry."""
+    if store.serializer.model_dump(mode="json") != TRUSTED_SERIALIZER:
+        raise TypeError(
+            f"Expected task {task_ctx.task.name!r} to persist its result as JSON "
+            f"(result_serializer='json'). Received: {store.serializer.type!r}"
+        )
+    if store.metadata_storage is not None or store.result_storage is None:
+        raise TypeError("Expected whole result records in one storage (no key_storage)")
+    # Called with `_sync=True`, as Prefect's ResultStore calls its (async-typed) storage blocks.
+    read_path = cast(Callable[..., bytes], store.result_storage.read_path)
+    try:
+        return read_path(key, _sync=True)
+    except (OSError, ValueError):  # no such entry (LocalFileSystem raises ValueError)
+        return None

@@ -21,12 +21,14 @@ from lib.core.remote import RemoteFile
 from lib.core.settings import load_settings
 from lib.core.table_files import MAX_FILE_BYTES
 from tasks.caching import ContentCache
+from tasks.results import RESULT_SERIALIZER
 
 
 @task(
     task_run_name="download-{remote.name}",
     cache_policy=ContentCache(entry="lib.core.fetch"),
     persist_result=True,
+    result_serializer=RESULT_SERIALIZER,
 )
 def download(remote: RemoteFile) -> FileRef:
     """Fetch a pinned file (mirrors first) into the raw store, checksum verified."""
@@ -64,6 +66,7 @@ class LocalSourceCache(ContentCache):
     task_run_name="ingest-{source}",
     cache_policy=LocalSourceCache(entry="lib.core.fetch"),
     persist_result=True,
+    result_serializer=RESULT_SERIALIZER,
 )
 def ingest_source(source: str) -> FileRef:
     """Copy a user's own file (path or URL) into the raw store, keyed by its content.

@@ -17,6 +17,7 @@ from lib.energy.spec import SPEC
 from tasks.caching import ContentCache
 from tasks.descriptors import ChampionRef, Evaluation, SplitRef, TableRef, TrainedModel
 from tasks.fitting import KERAS_VERBOSITY, fit_with_progress
+from tasks.results import RESULT_SERIALIZER
 from tasks.storage import output_dir
 
 TABLE_STEP = "lib.energy.table"
@@ -29,6 +30,7 @@ EVALUATE_STEP = "lib.energy.evaluate"
     task_run_name="excel-to-parquet-{raw.sha256:.8}",
     cache_policy=ContentCache(entry=TABLE_STEP),
     persist_result=True,
+    result_serializer=RESULT_SERIALIZER,
 )
 def excel_to_parquet(raw: FileRef) -> TableRef:
     """Validate the workbook and write it as typed Parquet with provenance metadata."""
@@ -47,6 +49,7 @@ def excel_to_parquet(raw: FileRef) -> TableRef:
     task_run_name="split-energy-seed{seed}",
     cache_policy=ContentCache(entry=SPLIT_STEP),
     persist_result=True,
+    result_serializer=RESULT_SERIALIZER,
 )
 def split(table: TableRef, seed: int) -> SplitRef:
     """Test rows fixed by their content; the seed picks which other rows validate."""
@@ -64,6 +67,7 @@ def split(table: TableRef, seed: int) -> SplitRef:
     task_run_name="train-energy-{preset}-seed{seed}",
     cache_policy=ContentCache(entry=TRAIN_STEP),
     persist_result=True,
+    result_serializer=RESULT_SERIALIZER,
 )
 def train(
     table: TableRef, split_ref: SplitRef, recipe: EnergyRecipe, preset: str, seed: int
@@ -98,6 +102,7 @@ def train(
     task_run_name="evaluate-energy-{trained.model.sha256:.8}",
     cache_policy=ContentCache(entry=EVALUATE_STEP),
     persist_result=True,
+    result_serializer=RESULT_SERIALIZER,
 )
 def evaluate(trained: TrainedModel, table: TableRef, split_ref: SplitRef) -> Evaluation:
     """Test metrics per output and the plots: predicted vs actual, learning curves."""
@@ -124,6 +129,7 @@ def evaluate(trained: TrainedModel, table: TableRef, split_ref: SplitRef) -> Eva
     task_run_name="evaluate-champion-energy-v{champion.version}",
     cache_policy=ContentCache(entry=EVALUATE_STEP),
     persist_result=True,
+    result_serializer=RESULT_SERIALIZER,
 )
 def evaluate_champion(champion: ChampionRef, table: TableRef, split_ref: SplitRef) -> ChampionRef:
     """The champion's metrics on the candidate's test rows, so the gate compares like with like."""

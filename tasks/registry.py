@@ -43,7 +43,11 @@ def client_for(spec: ModelSpec) -> Any:
 
 
 def current_champion(spec: ModelSpec) -> ChampionRef | None:
-    """The version holding the `champion` alias now; call it from a flow run."""
+    """The version holding the `champion` alias now; call it from a flow run.
+
+    Raises:
+        RegistryError: the registry did not answer; that is never "no champion".
+    """
     from lib.core.registry import CANDIDATE_TAG, champion
 
     version = champion(client_for(spec), spec.name)
@@ -59,11 +63,11 @@ def current_champion(spec: ModelSpec) -> ChampionRef | None:
 
 
 def load_version(champion: ChampionRef) -> Any:
-    """A registered version as the MLflow pyfunc every consumer loads."""
-    import mlflow.pyfunc
+    """A registered version as the MLflow pyfunc every consumer loads (never from a pickle)."""
+    from lib.core.registry import load_pyfunc
 
-    load_settings()  # the tracking URI was set by `client_for` in this flow run
-    return mlflow.pyfunc.load_model(f"models:/{champion.name}/{champion.version}")
+    # The tracking URI was set by `client_for` in this flow run.
+    return load_pyfunc(f"models:/{champion.name}/{champion.version}")
 
 
 def _pip_requirements() -> list[str]:
@@ -112,9 +116,10 @@ def score_champion(
     """The champion's metrics on the candidate's test data, or the champion set aside.
 
     A champion that cannot be loaded or scored (say a Keras upgrade broke its file, or it
-    is a pickled version trainflow no longer loads) would block every run: it is set aside
-    with the reason, scoring NaN, and the candidate is judged on the floors. A registry that
-    does not answer is not a broken champion: that error propagates.
+    is a version with a pickled wrapper, registered before models from code, which is never
+    loaded) would block every run: it is set aside with the reason, scoring NaN, and the
+    candidate is judged on the floors. That is also the one way out of an old registry.
+    A registry that does not answer is not a broken champion: that error propagates.
     """
     from mlflow.exceptions import MlflowException
 
@@ -190,7 +195,7 @@ def _register(
         Logged(
             candidate_id=candidate.candidate_id,
             keras_path=Path(candidate.trained.model.path),
-            python_model=spec.make_python_model(),
+            model_code=spec.model_code(),
             params={"preset": parameters["preset"], "seed": parameters["seed"], **candidate.recipe},
             metrics=metrics,
             history=json.loads(Path(candidate.trained.history.path).read_text()),

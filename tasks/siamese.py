@@ -17,6 +17,7 @@ from lib.siamese.spec import SPEC
 from tasks.caching import ContentCache
 from tasks.descriptors import ChampionRef, Evaluation, PairsRef, TableRef, TrainedModel
 from tasks.fitting import KERAS_VERBOSITY, fit_with_progress
+from tasks.results import RESULT_SERIALIZER
 from tasks.storage import output_dir
 
 TABLE_STEP = "lib.siamese.idx"
@@ -29,6 +30,7 @@ EVALUATE_STEP = "lib.siamese.evaluate"
     task_run_name="idx-to-parquet-{part}",
     cache_policy=ContentCache(entry=TABLE_STEP),
     persist_result=True,
+    result_serializer=RESULT_SERIALIZER,
 )
 def idx_to_parquet(images: FileRef, labels: FileRef, part: str) -> TableRef:
     """Check the IDX files and store images + labels as one Parquet table."""
@@ -54,6 +56,7 @@ def idx_to_parquet(images: FileRef, labels: FileRef, part: str) -> TableRef:
     task_run_name="make-pairs-seed{seed}",
     cache_policy=ContentCache(entry=PAIRS_STEP),
     persist_result=True,
+    result_serializer=RESULT_SERIALIZER,
 )
 def make_pairs(train: TableRef, test: TableRef, seed: int) -> PairsRef:
     """Hold out training images for validation; build validation and test index pairs."""
@@ -86,6 +89,7 @@ def make_pairs(train: TableRef, test: TableRef, seed: int) -> PairsRef:
     task_run_name="train-siamese-{preset}-seed{seed}",
     cache_policy=ContentCache(entry=TRAIN_STEP),
     persist_result=True,
+    result_serializer=RESULT_SERIALIZER,
 )
 def train(
     train_table: TableRef, pairs: PairsRef, recipe: SiameseRecipe, preset: str, seed: int
@@ -122,6 +126,7 @@ def train(
     task_run_name="evaluate-siamese-{trained.model.sha256:.8}",
     cache_policy=ContentCache(entry=EVALUATE_STEP),
     persist_result=True,
+    result_serializer=RESULT_SERIALIZER,
 )
 def evaluate(
     trained: TrainedModel, train_table: TableRef, test_table: TableRef, pairs: PairsRef
@@ -158,6 +163,7 @@ def evaluate(
     task_run_name="evaluate-champion-siamese-v{champion.version}",
     cache_policy=ContentCache(entry=EVALUATE_STEP),
     persist_result=True,
+    result_serializer=RESULT_SERIALIZER,
 )
 def evaluate_champion(champion: ChampionRef, test_table: TableRef, pairs: PairsRef) -> ChampionRef:
     """The champion, through its pyfunc and at its registered threshold, on the same pairs."""

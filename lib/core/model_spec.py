@@ -6,9 +6,10 @@ the registry tasks, the report and the CLI read everything else from here.
 
 from __future__ import annotations
 
-import importlib
+import importlib.util
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
@@ -24,8 +25,9 @@ class ModelSpec:
         pipeline: short name: the MLflow experiment, artifact keys, CLI word.
         name: the registered model's name in MLflow.
         gate: how a candidate is judged against the champion.
-        python_model: ``"module:Class"`` of the MLflow pyfunc wrapper, imported only when a
-            model is registered (it imports MLflow).
+        python_model: the module whose file MLflow logs as the model's code ("models from
+            code", e.g. ``"lib.energy.pyfunc_model"``): its copy in each version builds the
+            pyfunc wrapper, so no pickled wrapper is stored. Located, never imported, here.
         presets: named training recipes; ``"default"`` is what a plain run trains.
         scorer: ``"module:function"`` scoring a registered pyfunc on a candidate's test data,
             ``scorer(pyfunc, *test_files) -> metrics``; imported only when a champion is scored.
@@ -44,10 +46,17 @@ class ModelSpec:
     model_config: Mapping[str, str] = field(default_factory=dict)
     version_tags: Mapping[str, str] = field(default_factory=dict)
 
-    def make_python_model(self) -> Any:
-        """A fresh instance of the pyfunc wrapper that serves this model."""
-        module, _, name = self.python_model.partition(":")
-        return getattr(importlib.import_module(module), name)()
+    def model_code(self) -> Path:
+        """The file of `python_model`, found without running it (running it sets the model)."""
+        found = importlib.util.find_spec(self.python_model)
+        origin = found.origin if found is not None else None
+        is_package = found is not None and found.submodule_search_locations is not None
+        if origin is None or is_package or not origin.endswith(".py"):
+            raise ValueError(
+                f"Expected python_model to name a module with a .py file. "
+                f"Received: python_model={self.python_model!r}"
+            )
+        return Path(origin)
 
     def recipe(self, preset: str, epochs: int | None = None) -> Any:
         """The recipe of `preset`, with its epoch count overridden when `epochs` is given."""

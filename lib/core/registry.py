@@ -3,6 +3,10 @@
 Every candidate becomes a version tagged with its data hashes, parameters, metrics, code
 version and the gate's decision; the alias moves last, so a failure anywhere before leaves
 the previous champion where it was.
+
+Versions are MLflow "models from code": the wrapper's code is a `.py` file copied into the
+version and the network a `.keras` file loaded with `safe_mode=True`; no pickle is written,
+and `load_pyfunc` refuses to load a version that would unpickle one.
 """
 
 from __future__ import annotations
@@ -22,12 +26,17 @@ from filelock import FileLock, Timeout
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
+from mlflow.models import Model
+from mlflow.models.model import MODEL_CODE_PATH
 from mlflow.protos.databricks_pb2 import ErrorCode
 from sqlalchemy.exc import SQLAlchemyError
 
 CHAMPION_ALIAS = "champion"
 KERAS_ARTIFACT = "keras_model"
 """Name of the `.keras` file among a pyfunc model's artifacts."""
+CODE_LOADER = "mlflow.pyfunc.loaders.code_model"
+"""The pyfunc loader of a models-from-code version: it runs the logged file, unpickles nothing."""
+PYFUNC_FLAVOR = "python_function"
 CANDIDATE_TAG = "trainflow.candidate_id"
 DECISION_TAG = "trainflow.decision"
 REASON_TAG = "trainflow.reason"
@@ -164,11 +173,15 @@ def _registry_error(action: str, error: Exception, uri: str | None = None) -> Re
 
 @dataclass(frozen=True)
 class Candidate:
-    """Everything logged with one candidate model."""
+    """Everything logged with one candidate model.
+
+    `model_code` is the models-from-code file (it calls `mlflow.models.set_model`); MLflow
+    copies it into the version, so the version keeps the code it was registered with.
+    """
 
     candidate_id: str
     keras_path: Path
-    python_model: Any
+    model_code: Path
     params: Mapping[str, Any]
     metrics: Mapping[str, float]
     history: Mapping[str, Sequence[float]]
@@ -231,7 +244,7 @@ def _log_and_register(
             mlflow.log_artifact(str(artifact), artifact_path="plots")
         info = mlflow.pyfunc.log_model(
             name="model",
-            python_model=candidate.python_model,
+            python_model=str(candidate.model_code),  # a path: models from code, no pickle
             artifacts={KERAS_ARTIFACT: str(candidate.keras_path)},
             signature=candidate.signature,
             input_example=candidate.input_example,
@@ -309,6 +322,44 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True  # exists, owned by someone else
     return True
+
+
+def is_code_model(model: Model) -> bool:
+    """Whether `model` (its MLmodel file) loads by running its code file, never a pickle.
+
+    Pyfunc runs the `loader_module` its MLmodel names; only the models-from-code loader reads
+    no `python_model.pkl`. `code_paths` (directories put on `sys.path` at load) are refused too:
+    trainflow never logs any.
+    """
+    flavor = model.flavors.get(PYFUNC_FLAVOR) or {}
+    return (
+        flavor.get("loader_module") == CODE_LOADER
+        and bool(flavor.get(MODEL_CODE_PATH))
+        and not flavor.get("code")
+    )
+
+
+def load_pyfunc(model_uri: str, model_config: Mapping[str, Any] | None = None) -> Any:
+    """The model at `model_uri` as a pyfunc, if it is a models-from-code version.
+
+    Its MLmodel is checked in the folder MLflow then loads from (a download of a remote store;
+    the artifact folder itself for a local one, which MLflow does not copy). A version
+    registered before trainflow logged models from code holds a pickled wrapper: it is
+    refused with a `ValueError`, not unpickled. The check is against old versions, not a
+    writer racing it: whoever can write the artifacts can edit the code file anyway.
+    """
+    import mlflow.artifacts
+    import mlflow.pyfunc
+
+    local = mlflow.artifacts.download_artifacts(artifact_uri=model_uri)
+    if not is_code_model(Model.load(local)):
+        raise ValueError(
+            f"{model_uri} is not a models-from-code version (registered before trainflow "
+            f"stopped storing pickles); it is not loaded: retrain (`trainflow run`) to register "
+            f"one that is"
+        )
+    config = dict(model_config) if model_config is not None else None
+    return mlflow.pyfunc.load_model(local, model_config=config)
 
 
 def model_version_url(ui_url: str, name: str, version: str) -> str:

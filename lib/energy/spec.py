@@ -10,7 +10,7 @@ SPEC = ModelSpec(
     pipeline=PIPELINE,
     name=MODEL_NAME,
     gate=GATE,
-    python_model="lib.energy.serving:EnergyPyfunc",
+    python_model="lib.energy.pyfunc_model",
     presets=PRESETS,
     scorer="lib.energy.evaluate:score_pyfunc",
 )

@@ -9,7 +9,12 @@ import pandas as pd
 import pytest
 
 from flows.cli import main
+from lib.core.registry import connect
+from lib.core.settings import load_settings
+from lib.energy.constants import MODEL_NAME
+from lib.energy.spec import SPEC
 from tests.fixtures.energy import energy_rows, write_energy_workbook
+from tests.fixtures.tampering import register_legacy_champion
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -56,6 +61,25 @@ def test_predict_without_a_champion_says_so(
     )
     assert main(["predict", "energy", str(inputs)]) == 1
     assert "no 'champion' version of model 'energy-efficiency'" in capsys.readouterr().err
+
+
+def test_predict_refuses_a_champion_stored_as_a_pickle(
+    trainflow_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = load_settings()
+    client = connect(settings.tracking_uri, SPEC.pipeline, settings.home / "mlartifacts")
+    marker = tmp_path / "unpickled"
+    register_legacy_champion(client, MODEL_NAME, tmp_path, marker)
+    inputs = tmp_path / "inputs.csv"
+    pd.DataFrame(energy_rows(2), columns=[*map("X{}".format, range(1, 9)), "Y1", "Y2"]).to_csv(
+        inputs, index=False
+    )
+    assert main(["predict", "energy", str(inputs)]) == 1
+    error = capsys.readouterr().err
+    [line] = [line for line in error.splitlines() if line.startswith("trainflow: error:")]
+    assert "not a models-from-code version" in line and "retrain" in line
+    assert "Traceback" not in error
+    assert not marker.exists()
 
 
 def test_missing_input_file_is_named(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -9,10 +10,14 @@ import mlflow
 import pytest
 
 from flows.energy import EnergyParameters, energy_pipeline
+from lib.core.champion import load_champion
+from lib.core.registry import connect
 from lib.core.settings import load_settings
 from lib.energy.constants import MODEL_NAME
+from lib.energy.spec import SPEC
 from tests.fixtures.energy import write_energy_workbook
 from tests.fixtures.prefect_runs import task_states
+from tests.fixtures.tampering import register_legacy_champion
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -88,3 +93,24 @@ def test_a_tiny_source_never_takes_the_champion(trainflow_home: Path, tmp_path: 
     uri = load_settings().tracking_uri
     client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
     assert str(client.get_model_version_by_alias(MODEL_NAME, "champion").version) == "1"
+
+
+def test_a_champion_stored_as_a_pickle_is_replaced_unread(
+    trainflow_home: Path, tmp_path: Path
+) -> None:
+    settings = load_settings()
+    client = connect(settings.tracking_uri, SPEC.pipeline, settings.home / "mlartifacts")
+    marker = tmp_path / "unpickled"
+    register_legacy_champion(client, MODEL_NAME, tmp_path, marker)
+    workbook = write_energy_workbook(tmp_path / "buildings.xlsx", n_rows=320)
+
+    summary, _ = run(EnergyParameters(source=str(workbook), epochs=EPOCHS))
+
+    assert summary.version == "2" and summary.promoted, summary.reason
+    # The old champion was not loaded, so it could not be scored: set aside, with the reason.
+    assert "set aside" in summary.reason and "not a models-from-code version" in summary.reason
+    assert summary.champion_metrics is not None and math.isnan(
+        summary.champion_metrics["mean_rmse"]
+    )
+    assert load_champion(MODEL_NAME).predict is not None  # the new champion loads
+    assert not marker.exists()

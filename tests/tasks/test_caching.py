@@ -1,21 +1,31 @@
-"""ContentCache: keys from descriptors + parameters + lib code; dead entries recompute."""
+"""ContentCache: keys from descriptors + parameters + lib code; dead or forged entries recompute."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 from pathlib import Path
 
 import pytest
 from prefect import flow, task
+from prefect.results import ResultRecord
+from prefect.serializers import PickleSerializer
 
 from lib.core.refs import FileRef
 from tasks.caching import ContentCache, file_refs
+from tasks.results import RESULT_SERIALIZER
+from tests.fixtures.tampering import forged_result_records
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
 CALLS: list[str] = []
 
 
-@task(cache_policy=ContentCache(entry="lib.energy.splits"), persist_result=True)
+@task(
+    cache_policy=ContentCache(entry="lib.energy.splits"),
+    persist_result=True,
+    result_serializer=RESULT_SERIALIZER,
+)
 def shout(source: FileRef, suffix: str, out_dir: str) -> FileRef:
     CALLS.append(suffix)
     target = Path(out_dir) / f"{source.sha256[:8]}-{suffix}.txt"
@@ -27,6 +37,13 @@ def shout(source: FileRef, suffix: str, out_dir: str) -> FileRef:
 def shout_flow(source: FileRef, suffix: str, out_dir: str) -> tuple[FileRef, str]:
     state = shout(source, suffix, out_dir, return_state=True)
     return state.result(), state.name
+
+
+@flow
+def shout_stored(source: FileRef, suffix: str, out_dir: str) -> tuple[str, Path]:
+    """The task's state name and the file its result record is stored in."""
+    state = shout(source, suffix, out_dir, return_state=True)
+    return state.name, Path(state.data.metadata.storage_key)
 
 
 @pytest.fixture
@@ -63,6 +80,50 @@ def test_entry_whose_file_was_deleted_recomputes(source: FileRef, tmp_path: Path
     assert again.exists()
     _, cached = shout_flow(source, "!", str(tmp_path))
     assert cached == "Cached"
+
+
+def test_a_result_is_stored_as_json_and_read_back_as_its_descriptor(
+    source: FileRef, tmp_path: Path
+) -> None:
+    first, stored = shout_stored(source, "!", str(tmp_path))
+    again, cached = shout_flow(source, "!", str(tmp_path))
+    assert (first, cached) == ("Completed", "Cached")
+    assert isinstance(again, FileRef) and again.exists()
+    record = json.loads(stored.read_bytes())
+    assert record["metadata"]["serializer"]["type"] == "json"
+    assert json.loads(record["result"])["__class__"] == "lib.core.refs.FileRef"
+
+
+@pytest.mark.parametrize("forgery", ["raw pickle", "pickle record", "import record", "nested"])
+def test_a_forged_entry_runs_nothing_and_recomputes(
+    source: FileRef, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, forgery: str
+) -> None:
+    CALLS.clear()
+    monkeypatch.syspath_prepend(str(tmp_path))  # where an "import record" finds its module
+    _, stored = shout_stored(source, "!", str(tmp_path))
+    forged = forged_result_records(tmp_path, "lib.core.refs.FileRef")
+    live, marker = forged[forgery](tmp_path / "control"), tmp_path / "ran"
+    # The payload is live: Prefect's reader runs it (backup: the old default serializer).
+    with contextlib.suppress(Exception):  # after running it, a forgery need not decode
+        ResultRecord.deserialize(live, backup_serializer=PickleSerializer())
+    assert (tmp_path / "control").exists()
+
+    stored.write_bytes(forged[forgery](marker))
+    state, _ = shout_stored(source, "!", str(tmp_path))
+
+    assert not marker.exists()
+    assert state == "Completed" and CALLS == ["!", "!"]
+    assert shout_flow(source, "!", str(tmp_path))[1] == "Cached"  # overwritten with JSON
+
+
+def test_a_task_that_would_pickle_its_result_is_not_cached(source: FileRef, tmp_path: Path) -> None:
+    pickling = shout.with_options(result_serializer="pickle")
+
+    @flow
+    def pickling_flow() -> str:
+        return pickling(source, "?", str(tmp_path), return_state=True).name
+
+    assert (pickling_flow(), pickling_flow()) == ("Completed", "Completed")
 
 
 def test_changed_lib_code_changes_the_key(

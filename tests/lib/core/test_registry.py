@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import re
 import socket
 import subprocess
@@ -24,10 +25,13 @@ import numpy as np
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
+from mlflow.models import Model
 
+from lib.core.champion import load_champion
 from lib.core.registry import (
     CANDIDATE_TAG,
     CHAMPION_ALIAS,
+    CODE_LOADER,
     DECISION_TAG,
     HOME_TAG,
     HOST_TAG,
@@ -40,6 +44,8 @@ from lib.core.registry import (
     connect,
     end_orphaned_runs,
     find_candidate,
+    is_code_model,
+    load_pyfunc,
     model_version_url,
     promotion_lock,
     register,
@@ -48,7 +54,13 @@ from lib.core.training import save_model
 from lib.energy.constants import FEATURES, TARGETS
 from lib.energy.model import build_energy_model
 from lib.energy.recipes import PRESETS
-from lib.energy.serving import EnergyPyfunc
+from lib.energy.spec import SPEC
+from tests.fixtures.tampering import (
+    LEGACY_PICKLE,
+    hostile_pickle,
+    register_legacy_champion,
+    version_folder,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 NAME = "energy-efficiency-test"
@@ -86,7 +98,7 @@ def _candidate(candidate_id: str, keras_path: Path, rmse: float, plot: Path) -> 
     return Candidate(
         candidate_id=candidate_id,
         keras_path=keras_path,
-        python_model=EnergyPyfunc(),
+        model_code=SPEC.model_code(),
         params={"preset": "default", "epochs": 3, "one_hot": ["X6", "X8"]},
         metrics={"rmse": rmse, "r2": 0.95},
         history={"loss": [3.0, 2.0, 1.5]},
@@ -292,6 +304,43 @@ def test_champion_loads_in_a_fresh_process(registry: Recorded) -> None:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     np.testing.assert_allclose(np.load(output), registry.expected, rtol=0, atol=TOLERANCE)
+
+
+def test_a_version_stores_its_code_file_and_no_pickle(registry: Recorded) -> None:
+    folder = version_folder(registry.client, NAME, registry.second.version)
+    code = SPEC.model_code()
+    assert (folder / code.name).read_bytes() == code.read_bytes()  # a copy, made at registration
+    assert not [p for p in folder.rglob("*") if p.suffix in {".pkl", ".pickle", ".cloudpickle"}]
+    model = Model.load(str(folder))
+    assert model.flavors["python_function"]["loader_module"] == CODE_LOADER
+    assert is_code_model(model)
+
+
+def test_a_pickle_planted_in_a_version_never_runs(registry: Recorded) -> None:
+    control = registry.root / "control-marker"
+    pickle.loads(hostile_pickle(control))  # the payload is live: unpickling it runs code
+    assert control.exists()
+    marker = registry.root / "planted-marker"
+    folder = version_folder(registry.client, NAME, registry.third.version)
+    (folder / LEGACY_PICKLE).write_bytes(hostile_pickle(marker))
+
+    uri = f"models:/{NAME}/{registry.third.version}"
+    for model in (load_pyfunc(uri), mlflow.pyfunc.load_model(uri)):
+        assert list(model.predict(registry.frame).columns) == list(TARGETS)
+    assert not marker.exists()
+
+
+def test_a_legacy_pickled_champion_is_refused_unread(registry: Recorded) -> None:
+    marker = registry.root / "legacy-marker"
+    legacy = "legacy-energy-test"
+    version = register_legacy_champion(registry.client, legacy, registry.root, marker)
+
+    with pytest.raises(ValueError, match=r"not a models-from-code version .* retrain"):
+        load_champion(legacy)
+    with pytest.raises(ValueError, match=r"registered before trainflow stopped storing pickles"):
+        load_pyfunc(f"models:/{legacy}/{version}")
+    assert not is_code_model(Model.load(f"models:/{legacy}/{version}"))
+    assert not marker.exists()
 
 
 def test_model_version_url_routes_to_the_version_page() -> None:

@@ -1,4 +1,7 @@
-"""SiamesePyfunc through MLflow: log to a temp SQLite registry, load, predict, validate cells."""
+"""SiamesePyfunc through MLflow: log to a temp SQLite registry, load, predict, validate cells.
+
+It is logged as the registry logs it: from its models-from-code file, no pickle.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ import pytest
 
 from lib.siamese.model import build_siamese_model
 from lib.siamese.recipes import SiameseRecipe
-from lib.siamese.serving import SiamesePyfunc
+from lib.siamese.spec import SPEC
 
 RECIPE = SiameseRecipe(
     dense_units=(8,), optimizer="adam", learning_rate=1e-3, epochs=1, batch_size=8, pairs="course"
@@ -48,7 +51,7 @@ def logged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
         with mlflow.start_run(experiment_id=experiment):
             info = mlflow.pyfunc.log_model(
                 name="model",
-                python_model=SiamesePyfunc(),
+                python_model=str(SPEC.model_code()),
                 artifacts={"keras_model": str(keras_path)},
                 model_config={"threshold": threshold},
                 pip_requirements=[],
@@ -161,7 +164,7 @@ def test_loading_without_a_good_threshold_fails_clearly(
     target = tmp_path / "bad-threshold"
     mlflow.pyfunc.save_model(
         path=str(target),
-        python_model=SiamesePyfunc(),
+        python_model=str(SPEC.model_code()),
         artifacts={"keras_model": str(logged["keras_path"])},
         model_config=model_config,
         pip_requirements=[],
