@@ -32,6 +32,7 @@ from urllib.request import url2pathname
 import filelock
 import httpx
 
+from lib.core.faults import fault_point
 from lib.core.hashing import sha256_file
 from lib.core.remote import RemoteFile
 from lib.core.settings import MIRROR_VARIABLE
@@ -653,6 +654,7 @@ def _write_chunks(
                         f"refused: body exceeds the limit of {transfer.limit} bytes ({announced})"
                     )
                 handle.write(chunk)
+                fault_point("download")
                 if transfer.progress is not None:
                     transfer.progress(written, total)
                 if time.monotonic() > transfer.expires:

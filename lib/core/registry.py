@@ -31,6 +31,8 @@ from mlflow.models.model import MODEL_CODE_PATH
 from mlflow.protos.databricks_pb2 import ErrorCode
 from sqlalchemy.exc import SQLAlchemyError
 
+from lib.core.faults import fault_point
+
 CHAMPION_ALIAS = "champion"
 KERAS_ARTIFACT = "keras_model"
 """Name of the `.keras` file among a pyfunc model's artifacts."""
@@ -224,6 +226,7 @@ def register(
         version, run_id = _log_and_register(name, candidate, pip_requirements, home)
     else:
         version, run_id = str(existing.version), existing.run_id or ""
+    fault_point("registered")
     _record_decision(client, name, version, candidate, promote, reason)
     return Registration(name, version, promote, reason, run_id, newly_registered=True)
 

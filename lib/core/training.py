@@ -24,6 +24,7 @@ import keras
 import numpy as np
 
 from lib.core.atomic import atomic_path
+from lib.core.faults import fault_point
 from lib.core.hashing import sha256_file
 
 EpochHook = Callable[[int, int, dict[str, float]], None]
@@ -46,6 +47,13 @@ class FitResult:
     epochs_run: int
     seconds: float
     resumed_from: int | None = None
+
+
+class _EpochFaults(keras.callbacks.Callback):
+    """Fault point ``epoch:<n>`` once epoch n and its checkpoint are done (`lib.core.faults`)."""
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        fault_point(f"epoch:{epoch + 1}")
 
 
 class _EpochReporter(keras.callbacks.Callback):
@@ -184,6 +192,7 @@ def fit(
     callbacks.append(checkpoint)
     if on_epoch is not None:
         callbacks.append(_EpochReporter(on_epoch, epochs))
+    callbacks.append(_EpochFaults())
     x, y = train if isinstance(train, tuple) else (train, None)
     started = time.perf_counter()
     history = model.fit(

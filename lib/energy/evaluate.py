@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lib.core.faults import fault_point
 from lib.core.keras_files import load_model
 from lib.core.plots import learning_curves
 from lib.energy.constants import FEATURES, TARGETS
@@ -39,6 +40,7 @@ def evaluate_energy(
     """Metrics on the split's test rows; predicted-vs-actual and learning curves in `folder`."""
     x_test, y_test = load_part(table, split, "test")
     predicted = predict_loads(load_model(model_path), x_test)
+    fault_point("evaluate")
     history = json.loads(Path(history_path).read_text())
     plots = (
         predicted_vs_actual(

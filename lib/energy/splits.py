@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from lib.core.atomic import atomic_path
+from lib.core.faults import fault_point
 from lib.energy.constants import FEATURES, TARGETS
 
 TEST_FRACTION = 0.2
@@ -106,6 +107,7 @@ def write_split(split: Split, target: Path) -> dict[str, int]:
     content = {name: getattr(split, name).tolist() for name in PARTS}
     with atomic_path(target) as temporary:
         temporary.write_text(json.dumps(content))
+        fault_point("split")
     return {name: len(rows) for name, rows in content.items()}
 
 

@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lib.core.atomic import atomic_path
+from lib.core.faults import fault_point
 from lib.core.provenance import METADATA_KEY, PARQUET_COMPRESSION, read_json_metadata
 from lib.core.table_files import (
     MAX_LISTED_ROWS,
@@ -215,6 +216,7 @@ def write_parquet(frame: pd.DataFrame, target: Path, provenance: dict[str, Any])
     table = table.replace_schema_metadata({METADATA_KEY: json.dumps(provenance, sort_keys=True)})
     with atomic_path(target) as temporary:
         pq.write_table(table, temporary, compression=PARQUET_COMPRESSION)
+        fault_point("parquet")
 
 
 def read_parquet_metadata(path: Path) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from lib.core.atomic import atomic_path
+from lib.core.faults import fault_point
 from lib.siamese.pairs import Pairs, course_pairs, split_indices, write_pairs
 
 VALIDATION_FRACTION = 0.1
@@ -56,6 +57,7 @@ def write_pair_plan(plan: PairPlan, folder: Path, provenance: dict[str, Any]) ->
         test=folder / "test.parquet",
     )
     write_pairs(plan.validation, files.validation, {**provenance, "part": "validation"})
+    fault_point("pairs")
     write_pairs(plan.test, files.test, {**provenance, "part": "test"})
     with atomic_path(files.train_indices) as temporary:
         np.save(temporary, plan.kept)

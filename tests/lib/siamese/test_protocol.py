@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +13,7 @@ import numpy as np
 from lib.siamese.pairs import read_pairs
 from lib.siamese.protocol import VALIDATION_FRACTION, plan_pairs, write_pair_plan
 
+REPO_ROOT = Path(__file__).resolve().parents[3]
 TRAIN_LABELS = np.repeat(np.arange(10), 20)
 TEST_LABELS = np.repeat(np.arange(10), 6)
 
@@ -45,3 +50,37 @@ def test_a_written_plan_reads_back(tmp_path: Path) -> None:
     np.testing.assert_array_equal(np.load(files.train_indices), plan.kept)
     np.testing.assert_array_equal(read_pairs(files.test).left, plan.test.left)
     assert len(read_pairs(files.validation)) == len(plan.validation)
+
+
+CHILD = """
+import sys
+from pathlib import Path
+import numpy as np
+from lib.siamese.protocol import plan_pairs, write_pair_plan
+labels = np.repeat(np.arange(10), 20)
+plan = plan_pairs(labels, np.repeat(np.arange(10), 6), 1)
+write_pair_plan(plan, Path(sys.argv[1]), {"seed": 1})
+print("written")
+"""
+
+
+def test_a_kill_while_writing_pairs_leaves_nothing_a_rerun_trips_on(tmp_path: Path) -> None:
+    folder = tmp_path / "pairs"
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "TRAINFLOW_FAULT": "pairs"}
+    killed = subprocess.run(
+        [sys.executable, "-c", CHILD, str(folder)], env=env, capture_output=True, check=False
+    )
+    assert killed.returncode == -signal.SIGKILL
+    assert not (folder / "test.parquet").exists()  # never half a set of pair files in place
+
+    env.pop("TRAINFLOW_FAULT")
+    again = subprocess.run(
+        [sys.executable, "-c", CHILD, str(folder)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert again.stdout.strip() == "written"
+    plan = plan_pairs(TRAIN_LABELS, TEST_LABELS, 1)
+    np.testing.assert_array_equal(read_pairs(folder / "test.parquet").left, plan.test.left)

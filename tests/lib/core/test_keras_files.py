@@ -9,7 +9,8 @@ from typing import Any
 
 import keras
 import pytest
-from lib.components.loading import load_model
+
+from lib.core.keras_files import load_model
 
 
 def _touching(marker: Path) -> Any:

@@ -1,0 +1,24 @@
+"""Named fault points: where crash tests kill a real process, as a power cut or OOM would.
+
+`TRAINFLOW_FAULT=<point>` makes the process SIGKILL itself when it reaches `<point>` (no
+clean-up, no `finally`, no atexit), which is how the tests prove that every step survives
+a kill at its worst moment. Unset, a fault point costs one dictionary lookup.
+
+Points: ``download`` (a partial file holds some bytes), ``parquet`` (a table written but not
+renamed into place), ``split``, ``pairs``, ``epoch:<n>`` (after epoch n's checkpoint),
+``evaluate`` (test predictions made, plots not written), ``registered`` (a version exists,
+its decision is not recorded and the alias has not moved).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+FAULT_VARIABLE = "TRAINFLOW_FAULT"
+
+
+def fault_point(name: str) -> None:
+    """SIGKILL this process if `TRAINFLOW_FAULT` names `name`."""
+    if os.environ.get(FAULT_VARIABLE) == name:
+        os.kill(os.getpid(), signal.SIGKILL)
