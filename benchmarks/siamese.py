@@ -159,6 +159,9 @@ def run_preset(preset: str, data: Path, seed: int) -> dict[str, float]:
 
 
 def child(recipe: str, seed: int, data: Path) -> None:
+    from lib.core.malloc import cap_arenas
+
+    cap_arenas()  # as `trainflow run` does, before TensorFlow starts its thread pools
     if recipe == "course-recipe":
         result = run_course_recipe(data, seed)
     else:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from lib.core.model_spec import ModelSpec
 from tasks.descriptors import Candidate, ChampionRef, RunSummary
-from tasks.registry import current_champion, register_candidate
+from tasks.registry import current_champion, register_candidate, scored_if_same
 from tasks.report import publish_report
 
 
@@ -19,10 +19,7 @@ def rival(spec: ModelSpec, candidate: Candidate) -> ChampionRef | None:
     A champion returned with `metrics` None must still be scored on the candidate's test data
     (the flow's own evaluate-champion task), so the gate compares like with like.
     """
-    champion = current_champion(spec)
-    if champion is not None and champion.candidate_id == candidate.candidate_id:
-        return champion.model_copy(update={"metrics": candidate.evaluation.metrics})
-    return champion
+    return scored_if_same(current_champion(spec), candidate)
 
 
 def register_and_report(

@@ -108,7 +108,9 @@ def evaluate(trained: TrainedModel, table: TableRef, split_ref: SplitRef) -> Eva
     """Test metrics per output and the plots: predicted vs actual, learning curves."""
     from lib.energy.evaluate import evaluate_energy
 
-    folder = output_dir("reports/energy", trained.model.sha256, split_ref.split.sha256)
+    folder = output_dir(
+        "reports/energy", trained.model.sha256, split_ref.split.sha256, entry=EVALUATE_STEP
+    )
     evaluated = evaluate_energy(
         Path(trained.model.path),
         Path(trained.history.path),

@@ -22,7 +22,7 @@ from prefect.concurrency.sync import concurrency
 from prefect.logging import get_run_logger
 from prefect.settings import get_current_settings
 
-from lib.core.gate import champion_gate
+from lib.core.gate import GateDecision, champion_gate
 from lib.core.model_spec import ModelSpec
 from lib.core.settings import load_settings
 from tasks.descriptors import Candidate, ChampionRef
@@ -67,7 +67,8 @@ def load_version(champion: ChampionRef) -> Any:
     from lib.core.registry import load_pyfunc
 
     # The tracking URI was set by `client_for` in this flow run.
-    return load_pyfunc(f"models:/{champion.name}/{champion.version}")
+    scratch = load_settings().scratch_dir
+    return load_pyfunc(f"models:/{champion.name}/{champion.version}", scratch=scratch)
 
 
 def _pip_requirements() -> list[str]:
@@ -162,15 +163,20 @@ def register_candidate(
     return outcome
 
 
+def scored_if_same(champion: ChampionRef | None, candidate: Candidate) -> ChampionRef | None:
+    """`champion`, with the candidate's own metrics when it is this very candidate."""
+    if champion is not None and champion.candidate_id == candidate.candidate_id:
+        return champion.model_copy(update={"metrics": candidate.evaluation.metrics})
+    return champion
+
+
 def _current_rival(
     spec: ModelSpec, candidate: Candidate, seen: ChampionRef | None
 ) -> ChampionRef | None:
     """The champion now, scored on the candidate's test data (re-scored if it changed)."""
-    current = current_champion(spec)
-    if current is None:
-        return None
-    if current.candidate_id == candidate.candidate_id:
-        return current.model_copy(update={"metrics": candidate.evaluation.metrics})
+    current = scored_if_same(current_champion(spec), candidate)
+    if current is None or current.metrics is not None:
+        return current
     if seen is not None and seen.version == current.version and seen.metrics is not None:
         return seen
     get_run_logger().info("the champion changed to v%s meanwhile: scoring it", current.version)
@@ -184,9 +190,14 @@ def _register(
     from lib.core.registry import register
 
     metrics = candidate.evaluation.metrics
-    decision = champion_gate(
-        metrics, rival.metrics if rival else None, spec.gate, candidate.evaluation.test_rows
-    )
+    if rival is not None and rival.candidate_id == candidate.candidate_id:
+        # Only a crash between moving the alias and recording the decision leaves this; a
+        # complete version is "nothing changed" in `register` before the decision is used.
+        decision = GateDecision(True, "this model is already the champion")
+    else:
+        decision = champion_gate(
+            metrics, rival.metrics if rival else None, spec.gate, candidate.evaluation.test_rows
+        )
     reason = f"{decision.reason} ({rival.problem})" if rival and rival.problem else decision.reason
     parameters = candidate.parameters
     return register(

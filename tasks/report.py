@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from prefect.artifacts import (
     create_link_artifact,
@@ -17,8 +18,10 @@ from prefect.artifacts import (
 )
 
 from lib.core.refs import FileRef
-from lib.core.registry import Registration, model_version_url
 from lib.core.settings import load_settings
+
+if TYPE_CHECKING:
+    from lib.core.registry import Registration
 
 
 def _image(ref: FileRef) -> str:
@@ -54,6 +57,8 @@ def publish_report(
 
     Returns the report's markdown.
     """
+    from lib.core.registry import model_version_url  # MLflow: imported when reporting
+
     rows = metrics_rows(candidate, champion)
     table = "\n".join(
         ["| metric | candidate | champion |", "|---|---|---|"]

@@ -60,17 +60,15 @@ def idx_to_parquet(images: FileRef, labels: FileRef, part: str) -> TableRef:
 )
 def make_pairs(train: TableRef, test: TableRef, seed: int) -> PairsRef:
     """Hold out training images for validation; build validation and test index pairs."""
-    from lib.siamese.idx import read_image_table
-    from lib.siamese.protocol import plan_pairs, write_pair_plan
+    from lib.siamese.protocol import pair_files_for
 
-    _, train_labels = read_image_table(Path(train.table.path))
-    _, test_labels = read_image_table(Path(test.table.path))
-    plan = plan_pairs(train_labels, test_labels, seed)
     folder = output_dir(
         "pairs/fashion", train.table.sha256, test.table.sha256, str(seed), entry=PAIRS_STEP
     )
     provenance = {"seed": seed, "train_table": train.table.sha256, "test_table": test.table.sha256}
-    files = write_pair_plan(plan, folder, provenance)
+    plan, files = pair_files_for(
+        Path(train.table.path), Path(test.table.path), seed, folder, provenance
+    )
     get_run_logger().info(
         "%d training images kept, %d validation pairs, %d test pairs",
         len(plan.kept),
@@ -134,7 +132,9 @@ def evaluate(
     """Calibrate the threshold on validation pairs; measure and plot on the test pairs."""
     from lib.siamese.evaluate import evaluate_siamese
 
-    folder = output_dir("reports/siamese", trained.model.sha256, pairs.test.sha256)
+    folder = output_dir(
+        "reports/siamese", trained.model.sha256, pairs.test.sha256, entry=EVALUATE_STEP
+    )
     evaluated = evaluate_siamese(
         Path(trained.model.path),
         Path(trained.history.path),

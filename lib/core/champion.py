@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lib.core.registry import CHAMPION_ALIAS, load_pyfunc
+from lib.core.registry import CHAMPION_ALIAS, champion, load_pyfunc, open_client
 from lib.core.settings import load_settings
 
 
@@ -13,19 +13,16 @@ def load_champion(name: str) -> Any:
 
     Raises:
         LookupError: the registry has no champion of `name`.
+        RegistryError: the registry did not answer (never reported as "no champion").
         ValueError: the champion holds a pickled wrapper (registered before models from
             code); it is refused, not unpickled.
     """
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
-    uri = load_settings().tracking_uri
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    try:
-        return load_pyfunc(f"models:/{name}@{CHAMPION_ALIAS}")
-    except MlflowException as error:
+    settings = load_settings()
+    client = open_client(settings.tracking_uri)
+    version = champion(client, name)
+    if version is None:
         raise LookupError(
-            f"no '{CHAMPION_ALIAS}' version of model '{name}' in the registry at {uri}; "
-            f"run `trainflow run` first ({error.message.splitlines()[0]})"
-        ) from error
+            f"no '{CHAMPION_ALIAS}' version of model '{name}' in the registry at "
+            f"{settings.tracking_uri}; run `trainflow run` first"
+        )
+    return load_pyfunc(f"models:/{name}/{version.version}", scratch=settings.scratch_dir)

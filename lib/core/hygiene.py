@@ -17,8 +17,9 @@ from pathlib import Path
 
 STALE_SECONDS = 24 * 3600
 """Age (since the last change) after which a leftover is removed: a day."""
-TEMPORARY_PATTERNS = (".*.tmp*", "*.part")
-"""Names `lib.core.atomic` and `lib.core.fetch` give files that are not finished yet."""
+TEMPORARY_PATTERNS = (".*.tmp*", "*.part", ".partial/*")
+"""Names `lib.core.atomic` and `lib.core.fetch` give files that are not finished yet (a
+download kept in ``raw/.partial`` to resume, once a day old, belongs to no live run)."""
 TEMPORARY_FOLDERS = ("*.backup", "tmp*")
 """Checkpoint folders of fits (`lib.core.training`) and scratch folders of evaluations."""
 

@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import socket
+import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,10 +81,22 @@ def connect(tracking_uri: str, experiment: str, artifact_root: Path) -> MlflowCl
         raise _registry_error(f"open experiment '{experiment}'", error, tracking_uri) from error
 
 
-def _connect(tracking_uri: str, experiment: str, artifact_root: Path) -> MlflowClient:
+def open_client(tracking_uri: str) -> MlflowClient:
+    """A client of the registry at `tracking_uri`, made the process's registry too.
+
+    Raises:
+        RegistryError: the registry cannot be opened (a locked or broken database file).
+    """
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
-    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    try:
+        return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    except REGISTRY_FAILURES as error:
+        raise _registry_error("open the registry", error, tracking_uri) from error
+
+
+def _connect(tracking_uri: str, experiment: str, artifact_root: Path) -> MlflowClient:
+    client = open_client(tracking_uri)
     if client.get_experiment_by_name(experiment) is None:
         artifact_root.mkdir(parents=True, exist_ok=True)
         try:
@@ -189,8 +202,6 @@ class Candidate:
     history: Mapping[str, Sequence[float]]
     tags: Mapping[str, str]
     artifacts: Sequence[Path]
-    signature: Any = None
-    input_example: Any = None
     model_config: Mapping[str, Any] | None = None
 
 
@@ -249,8 +260,6 @@ def _log_and_register(
             name="model",
             python_model=str(candidate.model_code),  # a path: models from code, no pickle
             artifacts={KERAS_ARTIFACT: str(candidate.keras_path)},
-            signature=candidate.signature,
-            input_example=candidate.input_example,
             model_config=dict(candidate.model_config) if candidate.model_config else None,
             pip_requirements=list(pip_requirements),
         )
@@ -342,27 +351,35 @@ def is_code_model(model: Model) -> bool:
     )
 
 
-def load_pyfunc(model_uri: str, model_config: Mapping[str, Any] | None = None) -> Any:
+def load_pyfunc(
+    model_uri: str, model_config: Mapping[str, Any] | None = None, scratch: Path | None = None
+) -> Any:
     """The model at `model_uri` as a pyfunc, if it is a models-from-code version.
 
-    Its MLmodel is checked in the folder MLflow then loads from (a download of a remote store;
-    the artifact folder itself for a local one, which MLflow does not copy). A version
-    registered before trainflow logged models from code holds a pickled wrapper: it is
-    refused with a `ValueError`, not unpickled. The check is against old versions, not a
-    writer racing it: whoever can write the artifacts can edit the code file anyway.
+    Its MLmodel is checked in the folder MLflow then loads from, so what was checked is what
+    runs. A version registered before trainflow logged models from code holds a pickled
+    wrapper: it is refused with a `ValueError`, not unpickled. The check is against old
+    versions, not a writer racing it: whoever can write the artifacts can edit the code file
+    anyway. With `scratch`, the download goes to a folder under it that is removed once the
+    model is in memory (MLflow's own default, a system temp folder, is never removed).
     """
     import mlflow.artifacts
     import mlflow.pyfunc
 
-    local = mlflow.artifacts.download_artifacts(artifact_uri=model_uri)
-    if not is_code_model(Model.load(local)):
-        raise ValueError(
-            f"{model_uri} is not a models-from-code version (registered before trainflow "
-            f"stopped storing pickles); it is not loaded: retrain (`trainflow run`) to register "
-            f"one that is"
-        )
-    config = dict(model_config) if model_config is not None else None
-    return mlflow.pyfunc.load_model(local, model_config=config)
+    if scratch is not None:
+        scratch.mkdir(parents=True, exist_ok=True)
+    with (
+        tempfile.TemporaryDirectory(dir=scratch) if scratch else contextlib.nullcontext()
+    ) as folder:
+        local = mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=folder)
+        if not is_code_model(Model.load(local)):
+            raise ValueError(
+                f"{model_uri} is not a models-from-code version (registered before trainflow "
+                f"stopped storing pickles); it is not loaded: retrain (`trainflow run`) to "
+                f"register one that is"
+            )
+        config = dict(model_config) if model_config is not None else None
+        return mlflow.pyfunc.load_model(local, model_config=config)
 
 
 def model_version_url(ui_url: str, name: str, version: str) -> str:

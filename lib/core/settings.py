@@ -35,6 +35,14 @@ class Settings:
         return self.home / "raw"
 
     @property
+    def scratch_dir(self) -> Path:
+        """Throwaway folders (a registered model downloaded to be loaded).
+
+        `lib.core.hygiene` removes what a killed process leaves here.
+        """
+        return self.home / "tmp"
+
+    @property
     def mlflow_ui_url(self) -> str:
         """Where a person opens the registry: the tracking server, else `trainflow ui`'s MLflow."""
         if self.tracking_uri.startswith(("http://", "https://")):

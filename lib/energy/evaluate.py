@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from lib.core.evaluation import Evaluated
 from lib.core.faults import fault_point
 from lib.core.keras_files import load_model
 from lib.core.plots import learning_curves
@@ -17,15 +17,6 @@ from lib.energy.constants import FEATURES, TARGETS
 from lib.energy.metrics import flat_metrics
 from lib.energy.plots import predicted_vs_actual
 from lib.energy.splits import load_part
-
-
-@dataclass(frozen=True)
-class Evaluated:
-    """Test metrics of one model, the number of test rows (or pairs), and the plots."""
-
-    metrics: dict[str, float]
-    test_rows: int
-    plots: tuple[Path, ...]
 
 
 def predict_loads(model: Any, features: np.ndarray) -> np.ndarray:

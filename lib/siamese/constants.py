@@ -21,6 +21,9 @@ LEFT = "left"
 RIGHT = "right"
 """The model's two image inputs, and the pyfunc's two columns."""
 
+EVALUATION_BATCH = 1024
+"""Pairs per batch when only predicting (validation during training, evaluation)."""
+
 TRAINED_THRESHOLD = 0.5
 """The course's rule: a pair is "same" when its distance is below half the margin of 1."""
 THRESHOLD_TAG = "trainflow.threshold"

@@ -3,30 +3,20 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from lib.core.evaluation import Evaluated
 from lib.core.keras_files import load_model
 from lib.core.plots import learning_curves
-from lib.siamese.constants import TRAINED_THRESHOLD
+from lib.siamese.constants import EVALUATION_BATCH, TRAINED_THRESHOLD
 from lib.siamese.data import pair_dataset
 from lib.siamese.idx import read_image_table
 from lib.siamese.metrics import calibrate_threshold, classification_metrics, roc_auc, roc_curve
 from lib.siamese.pairs import Pairs, read_pairs
 from lib.siamese.plots import distance_histograms, pair_grid, roc_plot
-from lib.siamese.train import EVALUATION_BATCH
-
-
-@dataclass(frozen=True)
-class Evaluated:
-    """Test metrics of one model, the number of test rows (or pairs), and the plots."""
-
-    metrics: dict[str, float]
-    test_rows: int
-    plots: tuple[Path, ...]
 
 
 def pair_distances(model: Any, images: np.ndarray, pairs: Pairs) -> np.ndarray:

@@ -219,7 +219,7 @@ def idx_to_parquet(
         target: Parquet file to create (or replace).
         source_sha256: sha256 of each source file, keyed by file name; recorded, not checked
             here, because the download step has already verified them.
-        code_version: version of the code that wrote the table (see `lib.core.hashing`).
+        code_version: version of the code that wrote the table (see `lib.core.code_version`).
 
     Returns:
         The number of rows written.

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-IMAGE_SIZE = (28, 28)
+from lib.siamese.constants import IMAGE_SHAPE
+
 ACCEPTED_FORMATS = ("PNG", "JPEG")
 GRAYSCALE = "L"
 BLACK = (0, 0, 0, 255)
@@ -75,7 +76,7 @@ def load_image_28x28(path: Path, *, invert: bool = False) -> np.ndarray:
             f"{path}: Expected a complete PNG or JPEG image; it is truncated or corrupt. "
             f"Received: {_describe(error)}"
         ) from error
-    pixels = np.asarray(gray.resize(IMAGE_SIZE, Image.Resampling.LANCZOS), dtype=np.uint8)
+    pixels = np.asarray(gray.resize(IMAGE_SHAPE[::-1], Image.Resampling.LANCZOS), dtype=np.uint8)
     return 255 - pixels if invert else pixels
 
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from lib.core.atomic import atomic_path
 from lib.core.faults import fault_point
+from lib.siamese.idx import read_image_table
 from lib.siamese.pairs import Pairs, course_pairs, split_indices, write_pairs
 
 VALIDATION_FRACTION = 0.1
@@ -47,6 +48,16 @@ def plan_pairs(train_labels: np.ndarray, test_labels: np.ndarray, seed: int) -> 
     validation = course_pairs(train_labels, rng, indices=held_out)
     test = course_pairs(test_labels, np.random.default_rng(seed))
     return PairPlan(kept=kept, validation=validation, test=test)
+
+
+def pair_files_for(
+    train_table: Path, test_table: Path, seed: int, folder: Path, provenance: dict[str, Any]
+) -> tuple[PairPlan, PairFiles]:
+    """The pair step from stored image tables to stored pair files: read, plan, write."""
+    _, train_labels = read_image_table(train_table)
+    _, test_labels = read_image_table(test_table)
+    plan = plan_pairs(train_labels, test_labels, seed)
+    return plan, write_pair_plan(plan, folder, provenance)
 
 
 def write_pair_plan(plan: PairPlan, folder: Path, provenance: dict[str, Any]) -> PairFiles:

@@ -92,7 +92,7 @@ PRESETS: dict[str, SiameseRecipe] = {
     ),
     # A small strided CNN: two 3x3 relu convolutions of stride 2 (16 and 32 filters), then
     # Dense128 relu; Adam with cosine decay; fresh balanced pairs every epoch. Course-protocol
-    # test pairs (see the module docstring), seeds 0 and 1: 0.929 / 0.931 at 0.5 and 0.932 /
+    # test pairs (see `lib.siamese.protocol`), seeds 0 and 1: 0.929 / 0.931 at 0.5 and 0.932 /
     # 0.932 at the calibrated threshold, against the course's 0.910 and 0.911. 20 epochs, not
     # 14: the 14-epoch means (0.929 / 0.930) fell short of 0.93, at 1.4x the training time.
     "default": SiameseRecipe(

@@ -8,14 +8,12 @@ import keras
 import numpy as np
 
 from lib.core.training import EpochHook, FitResult, TrainedFiles, fit, train_into
+from lib.siamese.constants import EVALUATION_BATCH
 from lib.siamese.data import pair_dataset
 from lib.siamese.idx import read_image_table
 from lib.siamese.model import build_siamese_model, training_dataset
 from lib.siamese.pairs import Pairs, read_pairs
 from lib.siamese.recipes import SiameseRecipe
-
-EVALUATION_BATCH = 1024
-"""Pairs per batch when only predicting (validation during training, evaluation)."""
 
 
 def fit_siamese(

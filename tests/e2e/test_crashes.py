@@ -9,11 +9,13 @@ get past the previous run's crash before it meets its own. The last run has no f
 from __future__ import annotations
 
 import signal
+import time
 from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
 
+from lib.core.hygiene import remove_stale_leftovers
 from lib.core.registry import CHAMPION_ALIAS, DECISION_TAG, REASON_TAG
 from lib.energy.constants import MODEL_NAME
 from tests.fixtures.cli_process import cli_env, run_cli
@@ -21,6 +23,7 @@ from tests.fixtures.cli_process import cli_env, run_cli
 EPOCHS = 6
 FAULTS = ("download", "parquet", "split", "epoch:3", "evaluate", "registered")
 RUN = ["run", "energy", "--epochs", str(EPOCHS)]
+DAY = 24 * 3600
 
 
 @pytest.mark.slow
@@ -55,4 +58,8 @@ def test_a_run_killed_at_every_step_finishes_whole(shared_data: Path, tmp_path: 
         [experiment.experiment_id], filter_string="attributes.status = 'RUNNING'"
     )
     assert running == []
-    assert not list(home.rglob("*.tmp*")) and not list(home.rglob("*.part"))
+    # The temporaries the killed writers left never stood in for a file, and go a day later.
+    leftovers = sorted(path.name.split(".")[1] for path in home.rglob(".*.tmp*"))
+    assert leftovers == ["energy", "split"], leftovers
+    assert [path.name for path in remove_stale_leftovers(home, now=time.time() + 2 * DAY)]
+    assert not list(home.rglob(".*.tmp*"))
