@@ -30,6 +30,8 @@ import pyarrow.parquet as pq
 from defusedxml import DefusedXmlException
 from openpyxl.utils import get_column_letter
 
+from lib.core.errors import InputError
+
 MAX_FILE_BYTES = 64 * 2**20
 """Largest input file read; the real workbook is 76 kB, a CSV of `MAX_DATA_ROWS` about 15 MB."""
 MAX_ARCHIVE_ENTRIES = 1_000
@@ -63,7 +65,7 @@ _CSV_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 _CSV_NON_FINITE = re.compile(r"[+-]?(?:nan|inf|infinity)", re.IGNORECASE)
 
 
-class WorkbookError(ValueError):
+class WorkbookError(InputError):
     """A user's table file cannot be used; the message says where and what was expected.
 
     One class for every input problem (not a workbook, hostile content, missing or duplicated

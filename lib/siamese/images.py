@@ -7,13 +7,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from lib.core.errors import InputError
+
 IMAGE_SIZE = (28, 28)
 ACCEPTED_FORMATS = ("PNG", "JPEG")
 GRAYSCALE = "L"
 BLACK = (0, 0, 0, 255)
 
 
-class ImageFormatError(ValueError):
+class ImageFormatError(InputError):
     """A file is not a readable PNG or JPEG image; the message names it."""
 
 
