@@ -16,13 +16,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lib.core.quiet import quiet_tensorflow_import
 from lib.core.settings import MLFLOW_UI_PORT, PREFECT_UI_PORT, UI_HOST
 
 if TYPE_CHECKING:
     from tasks.descriptors import RunSummary
 
+# TensorFlow's own log level: 3 keeps "failed call to cuInit" (an ERROR line on every machine
+# without a GPU) off the terminal; its import-time banner ignores it (see lib.core.quiet).
 QUIET_DEFAULTS = {
-    "TF_CPP_MIN_LOG_LEVEL": "2",
+    "TF_CPP_MIN_LOG_LEVEL": "3",
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "MPLBACKEND": "Agg",
     "DO_NOT_TRACK": "1",
@@ -269,6 +272,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; failures print one line on stderr and exit 1, not a traceback."""
     for key, value in {**QUIET_DEFAULTS, **EPHEMERAL_DEFAULTS}.items():
         os.environ.setdefault(key, value)
+    quiet_tensorflow_import()
     args = build_parser().parse_args(argv)
     try:
         return int(args.handler(args))

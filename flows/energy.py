@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from flows.registration import register_and_report, rival
 from lib.core.malloc import cap_arenas
+from lib.core.quiet import quiet_tensorflow_import
 from lib.energy.constants import WORKBOOK
 from lib.energy.spec import SPEC
 from tasks.descriptors import Candidate, RunSummary
@@ -38,6 +39,7 @@ class EnergyParameters(BaseModel):
 def energy_pipeline(params: EnergyParameters | None = None) -> RunSummary:
     """Train, evaluate and register the energy model; returns a short summary."""
     cap_arenas()  # before any training step starts TensorFlow's thread pools
+    quiet_tensorflow_import()  # a deployment's run does not start in `trainflow`
     params = params or EnergyParameters()
     raw = ingest_source(params.source) if params.source else download(WORKBOOK)
     table = excel_to_parquet(raw)

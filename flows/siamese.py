@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from flows.registration import register_and_report, rival
 from lib.core.malloc import cap_arenas
+from lib.core.quiet import quiet_tensorflow_import
 from lib.siamese.constants import TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS
 from lib.siamese.spec import SPEC
 from tasks.descriptors import Candidate, RunSummary
@@ -35,6 +36,7 @@ class SiameseParameters(BaseModel):
 def siamese_pipeline(params: SiameseParameters | None = None) -> RunSummary:
     """Train, evaluate and register the siamese model; returns a short summary."""
     cap_arenas()  # before any training step starts TensorFlow's thread pools
+    quiet_tensorflow_import()  # a deployment's run does not start in `trainflow`
     params = params or SiameseParameters()
     train_table = idx_to_parquet(download(TRAIN_IMAGES), download(TRAIN_LABELS), "train")
     test_table = idx_to_parquet(download(TEST_IMAGES), download(TEST_LABELS), "test")
