@@ -33,7 +33,8 @@ def download(remote: RemoteFile) -> FileRef:
     settings = load_settings()
     path = fetch(remote, settings.raw_dir, settings.mirrors)
     get_run_logger().info("%s ready at %s", remote.name, path)
-    return FileRef(path=str(path), sha256=remote.sha256 or FileRef.of(path).sha256)
+    sha256 = remote.sha256 or FileRef.of(path).sha256
+    return FileRef(path=str(path), sha256=sha256, origin=remote.name)
 
 
 @dataclass
@@ -72,4 +73,4 @@ def ingest_source(source: str) -> FileRef:
     """
     path, sha256 = fetch_source(source, load_settings().raw_dir, max_bytes=MAX_FILE_BYTES)
     get_run_logger().info("%s ingested as %s (sha256 %s)", source, path, sha256)
-    return FileRef(path=str(path), sha256=sha256)
+    return FileRef(path=str(path), sha256=sha256, origin=source)
