@@ -10,6 +10,7 @@ from typing import Literal
 from prefect import flow
 from pydantic import BaseModel, ConfigDict, Field
 
+from flows.failures import ends_cleanly
 from flows.registration import register_and_report, rival
 from lib.core.malloc import cap_arenas
 from lib.core.quiet import quiet_tensorflow_import
@@ -33,8 +34,13 @@ class SiameseParameters(BaseModel):
 
 
 @flow(name="siamese", flow_run_name="siamese-{params.preset}-seed{params.seed}", log_prints=True)
+@ends_cleanly
 def siamese_pipeline(params: SiameseParameters | None = None) -> RunSummary:
-    """Train, evaluate and register the siamese model; returns a short summary."""
+    """Train, evaluate and register the siamese model; returns a short summary.
+
+    An expected failure (bad data, a download that failed) ends the run Failed with its
+    message and no traceback (`flows.failures`).
+    """
     cap_arenas()  # before any training step starts TensorFlow's thread pools
     quiet_tensorflow_import()  # a deployment's run does not start in `trainflow`
     params = params or SiameseParameters()

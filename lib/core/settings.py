@@ -9,6 +9,7 @@ from pathlib import Path
 HOME_VARIABLE = "TRAINFLOW_HOME"
 MIRROR_VARIABLE = "TRAINFLOW_MIRROR"
 TRACKING_VARIABLE = "MLFLOW_TRACKING_URI"
+VERBOSE_VARIABLE = "TRAINFLOW_VERBOSE"
 DEFAULT_HOME = Path("~/.trainflow")
 # Where `trainflow ui` serves the Prefect and MLflow UIs by default.
 UI_HOST = "127.0.0.1"
@@ -24,11 +25,13 @@ class Settings:
         home: the one state directory: raw downloads, Parquet, models, registry DB.
         tracking_uri: MLflow tracking/registry URI; a SQLite file under `home` by default.
         mirrors: directories or base URLs tried before the published URLs.
+        verbose: show tracebacks of expected failures too (`trainflow -v`).
     """
 
     home: Path
     tracking_uri: str
     mirrors: tuple[str, ...]
+    verbose: bool = False
 
     @property
     def raw_dir(self) -> Path:
@@ -50,4 +53,10 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     mirrors = tuple(
         part.strip() for part in env.get(MIRROR_VARIABLE, "").split(",") if part.strip()
     )
-    return Settings(home=home, tracking_uri=tracking_uri, mirrors=mirrors)
+    verbose = env.get(VERBOSE_VARIABLE, "").strip() not in ("", "0")
+    return Settings(
+        home=home,
+        tracking_uri=tracking_uri,
+        mirrors=mirrors,
+        verbose=verbose,
+    )
