@@ -14,7 +14,7 @@ from lib.core.quiet import quiet_tensorflow_import
 from lib.energy.constants import WORKBOOK
 from lib.energy.spec import SPEC
 from tasks.descriptors import Candidate, RunSummary
-from tasks.download import download, ingest_source
+from tasks.download import admit_source, download, ingest_source
 from tasks.energy import evaluate, evaluate_champion, excel_to_parquet, split, train
 
 
@@ -32,7 +32,10 @@ class EnergyParameters(BaseModel):
     )
     source: str | None = Field(
         default=None,
-        description="path or URL of your own workbook of the same schema (no pinned checksum)",
+        description=(
+            "path or URL of your own workbook of the same schema (no pinned checksum); a run "
+            "started here reads local files only under the worker's TRAINFLOW_SOURCE_ROOTS"
+        ),
     )
 
 
@@ -47,7 +50,11 @@ def energy_pipeline(params: EnergyParameters | None = None) -> RunSummary:
     cap_arenas()  # before any training step starts TensorFlow's thread pools
     quiet_tensorflow_import()  # a deployment's run does not start in `trainflow`
     params = params or EnergyParameters()
-    raw = ingest_source(params.source) if params.source else download(WORKBOOK)
+    if params.source:
+        admit_source(params.source)
+        raw = ingest_source(params.source)
+    else:
+        raw = download(WORKBOOK)
     table = excel_to_parquet(raw)
     parts = split(table, params.seed)
     recipe = SPEC.recipe(params.preset, params.epochs)
