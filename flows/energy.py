@@ -16,6 +16,7 @@ from lib.energy.spec import SPEC
 from tasks.descriptors import Candidate, RunSummary
 from tasks.download import admit_source, download, ingest_source
 from tasks.energy import evaluate, evaluate_champion, excel_to_parquet, split, train
+from tasks.registry import check_registry
 
 
 class EnergyParameters(BaseModel):
@@ -57,6 +58,7 @@ def energy_pipeline(params: EnergyParameters | None = None) -> RunSummary:
         raw = download(WORKBOOK)
     table = excel_to_parquet(raw)
     parts = split(table, params.seed)
+    check_registry(SPEC)  # before training, which a registry that is down would waste
     recipe = SPEC.recipe(params.preset, params.epochs)
     trained = train(table, parts, recipe, params.preset, params.seed)
     candidate = Candidate(

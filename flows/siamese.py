@@ -18,6 +18,7 @@ from lib.siamese.constants import TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_
 from lib.siamese.spec import SPEC
 from tasks.descriptors import Candidate, RunSummary
 from tasks.download import download
+from tasks.registry import check_registry
 from tasks.siamese import evaluate, evaluate_champion, idx_to_parquet, make_pairs, train
 
 
@@ -47,6 +48,7 @@ def siamese_pipeline(params: SiameseParameters | None = None) -> RunSummary:
     train_table = idx_to_parquet(download(TRAIN_IMAGES), download(TRAIN_LABELS), "train")
     test_table = idx_to_parquet(download(TEST_IMAGES), download(TEST_LABELS), "test")
     pairs = make_pairs(train_table, test_table, params.seed)
+    check_registry(SPEC)  # before training, which a registry that is down would waste
     recipe = SPEC.recipe(params.preset, params.epochs)
     trained = train(train_table, pairs, recipe, params.preset, params.seed)
     candidate = Candidate(
