@@ -59,8 +59,16 @@ MAX_LISTED_ROWS = 5
 _OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _ZIP_MAGIC = b"PK"
 _TEXT_SAMPLE_BYTES = 1_024
-_SHOWN_TEXT_CHARS = 40
 _SHOWN_NAMES = 20
+SHOWN_CHARS = 32
+"""Most characters of a file's own text (a cell, a header or sheet name) a message quotes.
+
+Messages reach terminals, logs and the Prefect UI, also for a file whose content is not the
+reader's to see (a URL given through the Prefect API): they name what is wrong with a few
+characters of it, never echo more.
+"""
+LIBRARY_MESSAGE_CHARS = 120
+"""Most characters quoted from a parser's own error, which may itself quote the file."""
 _CSV_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 _CSV_NON_FINITE = re.compile(r"[+-]?(?:nan|inf|infinity)", re.IGNORECASE)
 
@@ -170,7 +178,8 @@ def read_csv_cells(path: Path, columns: Sequence[str]) -> Cells:
         kept = _collect_rows(records, positions, where, convert=_parse_csv_cell)
     except csv.Error as exc:
         raise WorkbookError(
-            f"{where} is not a valid CSV file (record {records.line_num}: {exc})."
+            f"{where} is not a valid CSV file (record {records.line_num}: "
+            f"{shown(exc, quote=False, limit=LIBRARY_MESSAGE_CHARS)})."
         ) from exc
     return Cells(path, None, _sha256(data), tuple(columns), kept, header_row + 1)
 
@@ -197,14 +206,30 @@ def read_parquet_cells(path: Path, columns: Sequence[str]) -> Cells:
     try:
         table = parquet.read(columns=list(columns), use_threads=False)
     except (pa.ArrowException, OSError) as exc:
-        raise WorkbookError(f"{where} is a damaged Parquet file ({exc}).") from exc
+        raise WorkbookError(
+            f"{where} is a damaged Parquet file "
+            f"({shown(exc, quote=False, limit=LIBRARY_MESSAGE_CHARS)})."
+        ) from exc
     values = [table.column(index).to_pylist() for index in range(table.num_columns)]
     kept = _collect_rows(zip(*values, strict=True), range(len(columns)), where)
     return Cells(path, None, _sha256(data), tuple(columns), kept, 1)
 
 
+def shown(value: object, *, quote: bool = True, limit: int = SHOWN_CHARS) -> str:
+    """`value` as a message may quote it: short, and escaped so no control character shows.
+
+    At most `limit` characters ("..." marks a cut), escaped as a repr is, so a terminal escape
+    sequence in a file never reaches a screen; `quote=False` leaves out the repr's quotes.
+    """
+    text = str(value)
+    escaped = repr(text[:limit])
+    if not quote:
+        escaped = escaped[1:-1]
+    return escaped + ("..." if len(text) > limit else "")
+
+
 def _location(source: Path, sheet: str | None) -> str:
-    return f"'{source}', sheet '{sheet}'" if sheet is not None else f"'{source}'"
+    return f"'{source}', sheet {shown(sheet)}" if sheet is not None else f"'{source}'"
 
 
 def _ordinal(index: int) -> str:
@@ -249,7 +274,7 @@ def _describe_bytes(data: bytes) -> str:
     text = _text_sample(data)
     if text is not None:
         first_line = text.splitlines()[0] if text.strip() else text
-        return f"text starting {first_line[:_SHOWN_TEXT_CHARS]!r} (a CSV file renamed?)"
+        return f"text starting {shown(first_line)} (a CSV file renamed?)"
     return f"{len(data):,} bytes starting {data[:8].hex(' ')}"
 
 
@@ -298,7 +323,7 @@ def _check_archive(path: Path, data: bytes) -> None:
         if entry.file_size > RATIO_CHECK_MIN_BYTES and ratio > MAX_COMPRESSION_RATIO:
             raise WorkbookError(
                 f"{refused} entries expanding at most {MAX_COMPRESSION_RATIO}x "
-                f"(MAX_COMPRESSION_RATIO). Received: entry '{entry.filename}' expands "
+                f"(MAX_COMPRESSION_RATIO). Received: entry {shown(entry.filename)} expands "
                 f"{ratio:,.0f}x ({entry.compress_size:,} -> {entry.file_size:,} bytes)."
             )
 
@@ -352,7 +377,8 @@ def _openpyxl_errors(path: Path) -> Iterator[None]:
         raise _not_xlsx(
             path,
             "a zip archive holding a readable Office Open XML spreadsheet",
-            f"a part openpyxl could not read: {type(exc).__name__}: {exc}",
+            f"a part openpyxl could not read: {type(exc).__name__}: "
+            f"{shown(exc, quote=False, limit=LIBRARY_MESSAGE_CHARS)}",
         ) from exc
 
 
@@ -383,8 +409,8 @@ def _find_header_sheet(
                 break
     if len(found) == 1:
         return found[0]
-    titles = [f"'{sheet.title}'" for sheet in workbook.worksheets]
-    holding = [f"'{sheet.title}'" for sheet, _, _ in found]
+    titles = [shown(sheet.title) for sheet in workbook.worksheets]
+    holding = [shown(sheet.title) for sheet, _, _ in found]
     received = (
         f"headers on sheets {', '.join(holding)}; keep one"
         if found
@@ -426,7 +452,7 @@ def _select_columns(
         return tuple(found[0] for found in places.values())
     problems = []
     if missing:
-        present = [name for name in names if name]
+        present = [shown(name, quote=False) for name in names if name]
         problems.append(
             f"missing {', '.join(missing)} (header holds: "
             f"{format_rows(present, _SHOWN_NAMES) or 'nothing'})"

@@ -30,6 +30,7 @@ from lib.core.table_files import (
     read_csv_cells,
     read_parquet_cells,
     read_xlsx_cells,
+    shown,
 )
 from lib.energy.constants import FEATURES, TARGETS
 
@@ -263,7 +264,8 @@ def _as_float(value: numbers.Real) -> float:
 
 
 def _show(value: object) -> str:
-    return repr(value) if isinstance(value, str) else str(value)
+    """A cell as an error quotes it: text quoted, numbers bare, both cut short (`shown`)."""
+    return shown(value, quote=isinstance(value, str))
 
 
 def _check_column(
@@ -283,9 +285,9 @@ def _check_column(
         elif isinstance(value, bool) or not isinstance(value, numbers.Real):
             not_numbers.append(f"row {row} = {_show(value)}")
         elif not math.isfinite(number := _as_float(value)):
-            not_finite.append(f"row {row} = {number}")
+            not_finite.append(f"row {row} = {_show(number)}")
         elif not spec.admits(number):
-            out_of_bounds.append(f"row {row} = {value}")
+            out_of_bounds.append(f"row {row} = {_show(value)}")
         else:
             floats.append(number)
     kind = "an integer" if spec.integer else "a number"
