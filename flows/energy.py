@@ -7,7 +7,7 @@ from typing import Literal
 from prefect import flow
 from pydantic import BaseModel, ConfigDict, Field
 
-from flows.failures import ends_cleanly
+from flows.failures import run_cleanly
 from flows.registration import register_and_report, rival
 from lib.core.malloc import cap_arenas
 from lib.core.quiet import quiet_tensorflow_import
@@ -41,7 +41,6 @@ class EnergyParameters(BaseModel):
 
 
 @flow(name="energy", flow_run_name="energy-{params.preset}-seed{params.seed}", log_prints=True)
-@ends_cleanly
 def energy_pipeline(params: EnergyParameters | None = None) -> RunSummary:
     """Train, evaluate and register the energy model; returns a short summary.
 
@@ -50,7 +49,11 @@ def energy_pipeline(params: EnergyParameters | None = None) -> RunSummary:
     """
     cap_arenas()  # before any training step starts TensorFlow's thread pools
     quiet_tensorflow_import()  # a deployment's run does not start in `trainflow`
-    params = params or EnergyParameters()
+    return run_cleanly(_steps, params or EnergyParameters())
+
+
+def _steps(params: EnergyParameters) -> RunSummary:
+    """The pipeline itself; `energy_pipeline` runs it under `run_cleanly`."""
     if params.source:
         admit_source(params.source)
         raw = ingest_source(params.source)

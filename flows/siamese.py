@@ -10,7 +10,7 @@ from typing import Literal
 from prefect import flow
 from pydantic import BaseModel, ConfigDict, Field
 
-from flows.failures import ends_cleanly
+from flows.failures import run_cleanly
 from flows.registration import register_and_report, rival
 from lib.core.malloc import cap_arenas
 from lib.core.quiet import quiet_tensorflow_import
@@ -35,7 +35,6 @@ class SiameseParameters(BaseModel):
 
 
 @flow(name="siamese", flow_run_name="siamese-{params.preset}-seed{params.seed}", log_prints=True)
-@ends_cleanly
 def siamese_pipeline(params: SiameseParameters | None = None) -> RunSummary:
     """Train, evaluate and register the siamese model; returns a short summary.
 
@@ -44,7 +43,11 @@ def siamese_pipeline(params: SiameseParameters | None = None) -> RunSummary:
     """
     cap_arenas()  # before any training step starts TensorFlow's thread pools
     quiet_tensorflow_import()  # a deployment's run does not start in `trainflow`
-    params = params or SiameseParameters()
+    return run_cleanly(_steps, params or SiameseParameters())
+
+
+def _steps(params: SiameseParameters) -> RunSummary:
+    """The pipeline itself; `siamese_pipeline` runs it under `run_cleanly`."""
     train_table = idx_to_parquet(download(TRAIN_IMAGES), download(TRAIN_LABELS), "train")
     test_table = idx_to_parquet(download(TEST_IMAGES), download(TEST_LABELS), "test")
     pairs = make_pairs(train_table, test_table, params.seed)
