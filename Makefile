@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-export TF_CPP_MIN_LOG_LEVEL ?= 2
+export TF_CPP_MIN_LOG_LEVEL ?= 3
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 # A checkout beside ../shared/data (this workplace) uses it as the mirror unless told otherwise.
 DEMO_MIRROR := $(or $(TRAINFLOW_MIRROR),$(if $(wildcard ../shared/data),$(abspath ../shared/data)))

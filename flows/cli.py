@@ -12,17 +12,21 @@ import signal
 import subprocess
 import sys
 import time
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lib.core.settings import MLFLOW_UI_PORT, PREFECT_UI_PORT, UI_HOST
+from lib.core.quiet import quiet_tensorflow_import
+from lib.core.settings import MLFLOW_UI_PORT, PREFECT_UI_PORT, UI_HOST, VERBOSE_VARIABLE
 
 if TYPE_CHECKING:
     from tasks.descriptors import RunSummary
 
+# TensorFlow's own log level: 3 keeps "failed call to cuInit" (an ERROR line on every machine
+# without a GPU) off the terminal; its import-time banner ignores it (see lib.core.quiet).
 QUIET_DEFAULTS = {
-    "TF_CPP_MIN_LOG_LEVEL": "2",
+    "TF_CPP_MIN_LOG_LEVEL": "3",
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "MPLBACKEND": "Agg",
     "DO_NOT_TRACK": "1",
@@ -34,11 +38,32 @@ CHILD_POLL_SECONDS = 0.5
 CHILD_STOP_SECONDS = 15.0
 
 
+def _parameters(model: type[Any], **options: Any) -> Any:
+    """The pipeline's parameters from command-line options; a bad value is one `InputError`.
+
+    The parameter models double as the Prefect UI's schema, so their bounds are checked here
+    rather than again by argparse; pydantic's own message spans lines and links its docs.
+    """
+    from pydantic import ValidationError
+
+    from lib.core.errors import InputError
+
+    try:
+        return model(**options)
+    except ValidationError as error:
+        problems = [
+            f"--{'.'.join(map(str, problem['loc'])).replace('_', '-')} "
+            f"{problem['input']}: {problem['msg'][:1].lower()}{problem['msg'][1:]}"
+            for problem in error.errors()
+        ]
+        raise InputError(f"Invalid option {'; '.join(problems)}") from None
+
+
 def _run_energy(args: argparse.Namespace) -> Any:
     from flows.energy import EnergyParameters, energy_pipeline
 
-    params = EnergyParameters(
-        seed=args.seed, preset=args.preset, epochs=args.epochs, source=args.source
+    params = _parameters(
+        EnergyParameters, seed=args.seed, preset=args.preset, epochs=args.epochs, source=args.source
     )
     return energy_pipeline(params, return_state=True)
 
@@ -46,7 +71,7 @@ def _run_energy(args: argparse.Namespace) -> Any:
 def _run_siamese(args: argparse.Namespace) -> Any:
     from flows.siamese import SiameseParameters, siamese_pipeline
 
-    params = SiameseParameters(seed=args.seed, preset=args.preset, epochs=args.epochs)
+    params = _parameters(SiameseParameters, seed=args.seed, preset=args.preset, epochs=args.epochs)
     return siamese_pipeline(params, return_state=True)
 
 
@@ -80,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
         except Exception as error:
             if args.pipeline != "all":
                 raise
-            print(f"trainflow: error: {name}: {error}", file=sys.stderr)
+            report(error, args.verbose, prefix=f"{name}: ")
             failed.append(name)
     _keep_history(finished)
     return 1 if failed else 0
@@ -216,11 +241,28 @@ def _write_frame(frame: Any, target: Path) -> None:
         getattr(frame, writers[target.suffix])(temporary, index=False)
 
 
+def report(error: BaseException, verbose: bool, prefix: str = "") -> None:
+    """Say on stderr, once, why a command failed; with `verbose` show the traceback first."""
+    if verbose:
+        traceback.print_exception(error)
+    print(f"trainflow: error: {prefix}{error}", file=sys.stderr)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="trainflow", description=__doc__)
+    verbose_help = "show tracebacks, also of expected failures (bad input, failed downloads)"
+    parser.add_argument("-v", "--verbose", action="store_true", help=verbose_help)
+    # Also accepted after the command (`trainflow run energy -v`); SUPPRESS keeps the
+    # subcommand from resetting a -v given before it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=verbose_help
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    run_parser = commands.add_parser("run", help="run a pipeline as a Prefect flow")
+    run_parser = commands.add_parser(
+        "run", parents=[common], help="run a pipeline as a Prefect flow"
+    )
     run_parser.add_argument("pipeline", choices=[*PIPELINES, "all"])
     run_parser.add_argument("--seed", type=int, default=0, help="seed of split and weights")
     run_parser.add_argument(
@@ -236,13 +278,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run_parser.set_defaults(handler=run)
 
-    predict_parser = commands.add_parser("predict", help="predict with the champion model")
+    predict_parser = commands.add_parser(
+        "predict", parents=[common], help="predict with the champion model"
+    )
     predict_commands = predict_parser.add_subparsers(dest="pipeline", required=True)
-    energy = predict_commands.add_parser("energy", help="heating/cooling loads from X1..X8")
+    energy = predict_commands.add_parser(
+        "energy", parents=[common], help="heating/cooling loads from X1..X8"
+    )
     energy.add_argument("input", help="a .xlsx, .csv or .parquet file with columns X1..X8")
     energy.add_argument("--output", help="write .csv/.parquet/.xlsx instead of printing")
     energy.set_defaults(handler=predict)
-    siamese = predict_commands.add_parser("siamese", help="are two images the same kind?")
+    siamese = predict_commands.add_parser(
+        "siamese", parents=[common], help="are two images the same kind?"
+    )
     siamese.add_argument("left", help="PNG/JPEG image of any size (converted to 28x28 gray)")
     siamese.add_argument("right", help="PNG/JPEG image of any size (converted to 28x28 gray)")
     siamese.add_argument(
@@ -251,14 +299,18 @@ def build_parser() -> argparse.ArgumentParser:
     siamese.set_defaults(handler=predict)
 
     serve_parser = commands.add_parser(
-        "serve", help="run the prefect.yaml schedules and trigger here, without a work pool"
+        "serve",
+        parents=[common],
+        help="run the prefect.yaml schedules and trigger here, without a work pool",
     )
     serve_parser.add_argument(
         "--limit", type=int, default=None, help="at most this many runs at once (default: any)"
     )
     serve_parser.set_defaults(handler=serve)
 
-    ui_parser = commands.add_parser("ui", help="start the Prefect and MLflow UIs on 127.0.0.1")
+    ui_parser = commands.add_parser(
+        "ui", parents=[common], help="start the Prefect and MLflow UIs on 127.0.0.1"
+    )
     ui_parser.add_argument("--prefect-port", type=int, default=PREFECT_UI_PORT)
     ui_parser.add_argument("--mlflow-port", type=int, default=MLFLOW_UI_PORT)
     ui_parser.set_defaults(handler=ui)
@@ -266,17 +318,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; failures print one line on stderr and exit 1, not a traceback."""
+    """Entry point; a failure prints its message once on stderr and exits 1.
+
+    Expected failures (`lib.core.errors.ExpectedError`) print no traceback anywhere, Prefect's
+    run logs included (`flows.failures`); an unexpected one keeps its traceback in the run's
+    logs. `-v` prints the traceback of either here too.
+    """
     for key, value in {**QUIET_DEFAULTS, **EPHEMERAL_DEFAULTS}.items():
         os.environ.setdefault(key, value)
     args = build_parser().parse_args(argv)
+    if args.verbose:
+        os.environ[VERBOSE_VARIABLE] = "1"  # flows read it, in this process and in `serve`'s
+    quiet_tensorflow_import()
     try:
         return int(args.handler(args))
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as error:  # the CLI's boundary: a message, not a traceback
-        print(f"trainflow: error: {error}", file=sys.stderr)
+        report(error, args.verbose)
         return 1
 
 

@@ -7,15 +7,18 @@ from typing import Literal
 from prefect import flow
 from pydantic import BaseModel, ConfigDict, Field
 
+from flows.failures import run_cleanly
 from flows.registration import register_and_report, rival
 from lib.core.hygiene import remove_stale_leftovers
 from lib.core.malloc import cap_arenas
+from lib.core.quiet import quiet_tensorflow_import
 from lib.core.settings import load_settings
 from lib.energy.constants import WORKBOOK
 from lib.energy.spec import SPEC
 from tasks.descriptors import Candidate, RunSummary
-from tasks.download import download, ingest_source
+from tasks.download import admit_source, download, ingest_source
 from tasks.energy import evaluate, evaluate_champion, excel_to_parquet, split, train
+from tasks.registry import check_registry
 
 
 class EnergyParameters(BaseModel):
@@ -32,19 +35,36 @@ class EnergyParameters(BaseModel):
     )
     source: str | None = Field(
         default=None,
-        description="path or URL of your own workbook of the same schema (no pinned checksum)",
+        description=(
+            "path or URL of your own workbook of the same schema (no pinned checksum); a run "
+            "started here reads local files only under the worker's TRAINFLOW_SOURCE_ROOTS"
+        ),
     )
 
 
 @flow(name="energy", flow_run_name="energy-{params.preset}-seed{params.seed}", log_prints=True)
 def energy_pipeline(params: EnergyParameters | None = None) -> RunSummary:
-    """Train, evaluate and register the energy model; returns a short summary."""
+    """Train, evaluate and register the energy model; returns a short summary.
+
+    An expected failure (bad data, a download that failed) ends the run Failed with its
+    message and no traceback (`flows.failures`).
+    """
     cap_arenas()  # before any training step starts TensorFlow's thread pools
+    quiet_tensorflow_import()  # a deployment's run does not start in `trainflow`
     remove_stale_leftovers(load_settings().home)
-    params = params or EnergyParameters()
-    raw = ingest_source(params.source) if params.source else download(WORKBOOK)
+    return run_cleanly(_steps, params or EnergyParameters())
+
+
+def _steps(params: EnergyParameters) -> RunSummary:
+    """The pipeline itself; `energy_pipeline` runs it under `run_cleanly`."""
+    if params.source:
+        admit_source(params.source)
+        raw = ingest_source(params.source)
+    else:
+        raw = download(WORKBOOK)
     table = excel_to_parquet(raw)
     parts = split(table, params.seed)
+    check_registry(SPEC)  # before training, which a registry that is down would waste
     recipe = SPEC.recipe(params.preset, params.epochs)
     trained = train(table, parts, recipe, params.preset, params.seed)
     candidate = Candidate(

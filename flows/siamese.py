@@ -10,14 +10,17 @@ from typing import Literal
 from prefect import flow
 from pydantic import BaseModel, ConfigDict, Field
 
+from flows.failures import run_cleanly
 from flows.registration import register_and_report, rival
 from lib.core.hygiene import remove_stale_leftovers
 from lib.core.malloc import cap_arenas
+from lib.core.quiet import quiet_tensorflow_import
 from lib.core.settings import load_settings
 from lib.siamese.constants import TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS
 from lib.siamese.spec import SPEC
 from tasks.descriptors import Candidate, RunSummary
 from tasks.download import download
+from tasks.registry import check_registry
 from tasks.siamese import evaluate, evaluate_champion, idx_to_parquet, make_pairs, train
 
 
@@ -35,13 +38,23 @@ class SiameseParameters(BaseModel):
 
 @flow(name="siamese", flow_run_name="siamese-{params.preset}-seed{params.seed}", log_prints=True)
 def siamese_pipeline(params: SiameseParameters | None = None) -> RunSummary:
-    """Train, evaluate and register the siamese model; returns a short summary."""
+    """Train, evaluate and register the siamese model; returns a short summary.
+
+    An expected failure (bad data, a download that failed) ends the run Failed with its
+    message and no traceback (`flows.failures`).
+    """
     cap_arenas()  # before any training step starts TensorFlow's thread pools
+    quiet_tensorflow_import()  # a deployment's run does not start in `trainflow`
     remove_stale_leftovers(load_settings().home)
-    params = params or SiameseParameters()
+    return run_cleanly(_steps, params or SiameseParameters())
+
+
+def _steps(params: SiameseParameters) -> RunSummary:
+    """The pipeline itself; `siamese_pipeline` runs it under `run_cleanly`."""
     train_table = idx_to_parquet(download(TRAIN_IMAGES), download(TRAIN_LABELS), "train")
     test_table = idx_to_parquet(download(TEST_IMAGES), download(TEST_LABELS), "test")
     pairs = make_pairs(train_table, test_table, params.seed)
+    check_registry(SPEC)  # before training, which a registry that is down would waste
     recipe = SPEC.recipe(params.preset, params.epochs)
     trained = train(train_table, pairs, recipe, params.preset, params.seed)
     candidate = Candidate(

@@ -19,6 +19,7 @@ from lib.core.hashing import sha256_file
 from lib.core.refs import FileRef
 from lib.core.remote import RemoteFile
 from lib.core.settings import load_settings
+from lib.core.sources import check_source_allowed
 from lib.core.table_files import MAX_FILE_BYTES
 from tasks.caching import ContentCache
 from tasks.results import RESULT_SERIALIZER
@@ -35,7 +36,8 @@ def download(remote: RemoteFile) -> FileRef:
     settings = load_settings()
     path = fetch(remote, settings.raw_dir, settings.mirrors)
     get_run_logger().info("%s ready at %s", remote.name, path)
-    return FileRef(path=str(path), sha256=remote.sha256 or FileRef.of(path).sha256)
+    sha256 = remote.sha256 or FileRef.of(path).sha256
+    return FileRef(path=str(path), sha256=sha256, origin=remote.name)
 
 
 @dataclass
@@ -62,6 +64,23 @@ class LocalSourceCache(ContentCache):
         return super().compute_key(task_ctx, content, flow_parameters, **kwargs)
 
 
+def admit_source(source: str) -> None:
+    """Refuse a local `source` outside ``TRAINFLOW_SOURCE_ROOTS`` in a run from a deployment.
+
+    Call it from the flow before `ingest_source`: that task's cache key reads the file, and a
+    cached answer would skip any check inside the task. A run the CLI (or a script) started
+    has no deployment and reads what its user can; a subflow of a deployment's run inherits
+    the deployment's id, so `retrain-all` is held to the same rule.
+
+    Raises:
+        SourceNotAllowedError: a local path outside the roots, in a deployment's run.
+    """
+    from prefect.runtime import deployment
+
+    if deployment.id is not None:
+        check_source_allowed(source, load_settings().source_roots)
+
+
 @task(
     task_run_name="ingest-{source}",
     cache_policy=LocalSourceCache(entry="lib.core.fetch"),
@@ -75,4 +94,4 @@ def ingest_source(source: str) -> FileRef:
     """
     path, sha256 = fetch_source(source, load_settings().raw_dir, max_bytes=MAX_FILE_BYTES)
     get_run_logger().info("%s ingested as %s (sha256 %s)", source, path, sha256)
-    return FileRef(path=str(path), sha256=sha256)
+    return FileRef(path=str(path), sha256=sha256, origin=source)

@@ -11,7 +11,7 @@ from pathlib import Path
 from prefect import task
 from prefect.logging import get_run_logger
 
-from lib.core.refs import FileRef
+from lib.core.refs import FileRef, named_as_given
 from lib.energy.recipes import EnergyRecipe
 from lib.energy.spec import SPEC
 from tasks.caching import ContentCache
@@ -38,9 +38,13 @@ def excel_to_parquet(raw: FileRef) -> TableRef:
     from lib.energy.table import excel_to_parquet as convert
 
     target = output_dir("data/energy", raw.sha256, entry=TABLE_STEP) / "energy.parquet"
-    rows = convert(
-        Path(raw.path), target, source_sha256=raw.sha256, code_version=code_version([TABLE_STEP])
-    )
+    with named_as_given(raw):
+        rows = convert(
+            Path(raw.path),
+            target,
+            source_sha256=raw.sha256,
+            code_version=code_version([TABLE_STEP]),
+        )
     get_run_logger().info("%d validated rows written to %s", rows, target)
     return TableRef(table=FileRef.of(target), source=raw, rows=rows)
 

@@ -42,6 +42,15 @@ def client_for(spec: ModelSpec) -> Any:
     return connect(settings.tracking_uri, spec.pipeline, settings.home / "mlartifacts")
 
 
+def check_registry(spec: ModelSpec) -> None:
+    """Connect before training: a registry that is down fails the run in seconds, not after it.
+
+    Call it from a flow run once its data is validated (so bad data never creates a registry).
+    """
+    client_for(spec)
+    get_run_logger().info("registry reachable; %s versions will be registered there", spec.name)
+
+
 def current_champion(spec: ModelSpec) -> ChampionRef | None:
     """The version holding the `champion` alias now; call it from a flow run.
 

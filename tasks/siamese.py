@@ -11,7 +11,7 @@ from pathlib import Path
 from prefect import task
 from prefect.logging import get_run_logger
 
-from lib.core.refs import FileRef
+from lib.core.refs import FileRef, named_as_given
 from lib.siamese.recipes import SiameseRecipe
 from lib.siamese.spec import SPEC
 from tasks.caching import ContentCache
@@ -41,13 +41,14 @@ def idx_to_parquet(images: FileRef, labels: FileRef, part: str) -> TableRef:
         output_dir("data/fashion", images.sha256, labels.sha256, entry=TABLE_STEP)
         / f"{part}.parquet"
     )
-    rows = convert(
-        Path(images.path),
-        Path(labels.path),
-        target,
-        source_sha256={"images": images.sha256, "labels": labels.sha256},
-        code_version=code_version([TABLE_STEP]),
-    )
+    with named_as_given(images, labels):
+        rows = convert(
+            Path(images.path),
+            Path(labels.path),
+            target,
+            source_sha256={"images": images.sha256, "labels": labels.sha256},
+            code_version=code_version([TABLE_STEP]),
+        )
     get_run_logger().info("%s: %d images written to %s", part, rows, target)
     return TableRef(table=FileRef.of(target), source=images, rows=rows)
 

@@ -32,6 +32,7 @@ from urllib.request import url2pathname
 import filelock
 import httpx
 
+from lib.core.errors import ExpectedError, InputError, SourceNotFoundError
 from lib.core.faults import fault_point
 from lib.core.hashing import sha256_file
 from lib.core.remote import RemoteFile
@@ -74,8 +75,12 @@ Progress = Callable[[int, int | None], None]
 Location = Path | str  # a local file, or an http(s) URL
 
 
-class DownloadError(RuntimeError):
-    """No source delivered the file; `failures` says what each source answered."""
+class DownloadError(ExpectedError, RuntimeError):
+    """No source delivered the file; `failures` says what each source answered.
+
+    Expected: the message names every source as the user configured it (mirror, URL) and
+    what it answered, which is all a user can act on.
+    """
 
     def __init__(self, message: str, failures: Sequence[tuple[str, str]] = ()) -> None:
         super().__init__(message)
@@ -269,7 +274,7 @@ def fetch_source(
         The stored path and its sha256.
 
     Raises:
-        FileNotFoundError: a local source does not exist.
+        SourceNotFoundError: a local source does not exist (a `FileNotFoundError`).
         DownloadError: the source could not be copied or downloaded within the bounds.
     """
     _check_arguments(
@@ -284,7 +289,7 @@ def fetch_source(
     location = _locate(source)
     name = _safe_name(_basename(location), what=f"the file name in source={source!r}")
     if isinstance(location, Path) and not location.is_file():
-        raise FileNotFoundError(
+        raise SourceNotFoundError(
             f"Expected `source` to be an existing file. Received: source={source!r} "
             f"(no file at {location})"
         )
@@ -734,7 +739,7 @@ def local_source(source: str) -> Path | None:
     """The file a local `source` (a path or a ``file://`` URL) names; None for http(s).
 
     Raises:
-        ValueError: `source` is neither a local path nor an http(s) URL.
+        InputError: `source` is neither a local path nor an http(s) URL (a `ValueError`).
     """
     location = _locate(source)
     return location if isinstance(location, Path) else None
@@ -750,7 +755,7 @@ def _locate(text: str) -> Location:
         return Path(url2pathname(parts.path))
     if len(scheme) <= 1:  # a plain path (or a Windows drive letter)
         return Path(text).expanduser()
-    raise ValueError(
+    raise InputError(
         "Expected a local path, a file:// URL or an http(s):// URL. "
         f"Received: {text!r} (scheme {scheme!r})"
     )
@@ -771,7 +776,7 @@ def _basename(location: Location) -> str:
 def _safe_name(name: str, what: str = "RemoteFile.name") -> str:
     """A name that stays inside its directory of the raw store."""
     if name in ("", ".", "..") or "/" in name or "\\" in name:
-        raise ValueError(f"Expected {what} to be a plain file name. Received: {name!r}")
+        raise InputError(f"Expected {what} to be a plain file name. Received: {name!r}")
     return name
 
 

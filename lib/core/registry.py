@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import httpx
 import mlflow
 from filelock import FileLock, Timeout
 from mlflow import MlflowClient
@@ -32,6 +33,7 @@ from mlflow.models.model import MODEL_CODE_PATH
 from mlflow.protos.databricks_pb2 import ErrorCode
 from sqlalchemy.exc import SQLAlchemyError
 
+from lib.core.errors import ExpectedError
 from lib.core.faults import fault_point
 
 CHAMPION_ALIAS = "champion"
@@ -52,6 +54,8 @@ PROMOTION_LOCK_SECONDS = 1800.0
 RESOURCE_DOES_NOT_EXIST = ErrorCode.Name(ErrorCode.RESOURCE_DOES_NOT_EXIST)
 REGISTRY_FAILURES = (MlflowException, SQLAlchemyError, OSError)
 """What a registry that cannot answer raises: MLflow's errors, a locked or broken database."""
+REACH_SECONDS = 5.0
+"""How long a tracking server may take to accept a connection before it counts as down."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,7 @@ def connect(tracking_uri: str, experiment: str, artifact_root: Path) -> MlflowCl
 
     Raises:
         RegistryError: the registry cannot be opened or does not answer.
+        RegistryUnavailableError: an http(s) tracking server does not accept connections.
     """
     try:
         return _connect(tracking_uri, experiment, artifact_root)
@@ -87,6 +92,7 @@ def open_client(tracking_uri: str) -> MlflowClient:
     Raises:
         RegistryError: the registry cannot be opened (a locked or broken database file).
     """
+    check_reachable(tracking_uri)
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
     try:
@@ -108,8 +114,38 @@ def _connect(tracking_uri: str, experiment: str, artifact_root: Path) -> MlflowC
     return client
 
 
-class RegistryError(RuntimeError):
+class RegistryError(ExpectedError, RuntimeError):
     """The registry could not be read or written; nothing was decided on a guess."""
+
+
+class RegistryUnavailableError(RegistryError):
+    """The tracking server at the configured URI does not accept connections."""
+
+
+def check_reachable(tracking_uri: str, timeout: float = REACH_SECONDS) -> None:
+    """Fail at once when an http(s) tracking server is down; other URIs pass.
+
+    MLflow retries a refused connection with backoff for minutes (4 min 10 s against a
+    closed port on 127.0.0.1) before it reports anything. One request that may not wait
+    longer than `timeout` to connect tells a server that is down from one that is slow; any
+    answer at all, an error status included, counts as reachable.
+
+    Raises:
+        RegistryUnavailableError: no connection (refused, unknown host, connect timeout).
+    """
+    if not tracking_uri.startswith(("http://", "https://")):
+        return
+    url = httpx.URL(tracking_uri)
+    shown = url.copy_with(username=None, password=None, query=None, fragment=None)
+    try:
+        httpx.get(url, timeout=httpx.Timeout(timeout))
+    except (httpx.ConnectError, httpx.ConnectTimeout) as error:
+        raise RegistryUnavailableError(
+            f"Could not reach the MLflow registry at {shown} ({error}). Start the tracking "
+            "server, or unset MLFLOW_TRACKING_URI to use the local registry"
+        ) from None
+    except httpx.HTTPError:
+        pass  # it answered, or began to: MLflow's own calls say more
 
 
 def champion(client: MlflowClient, name: str) -> ModelVersion | None:

@@ -9,6 +9,8 @@ from pathlib import Path
 HOME_VARIABLE = "TRAINFLOW_HOME"
 MIRROR_VARIABLE = "TRAINFLOW_MIRROR"
 TRACKING_VARIABLE = "MLFLOW_TRACKING_URI"
+SOURCE_ROOTS_VARIABLE = "TRAINFLOW_SOURCE_ROOTS"
+VERBOSE_VARIABLE = "TRAINFLOW_VERBOSE"
 DEFAULT_HOME = Path("~/.trainflow")
 # Where `trainflow ui` serves the Prefect and MLflow UIs by default.
 UI_HOST = "127.0.0.1"
@@ -24,11 +26,16 @@ class Settings:
         home: the one state directory: raw downloads, Parquet, models, registry DB.
         tracking_uri: MLflow tracking/registry URI; a SQLite file under `home` by default.
         mirrors: directories or base URLs tried before the published URLs.
+        source_roots: the only directories whose files a run started through the Prefect API
+            (a deployment) may read as its `source`; none by default.
+        verbose: show tracebacks of expected failures too (`trainflow -v`).
     """
 
     home: Path
     tracking_uri: str
     mirrors: tuple[str, ...]
+    source_roots: tuple[Path, ...] = ()
+    verbose: bool = False
 
     @property
     def raw_dir(self) -> Path:
@@ -58,4 +65,16 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     mirrors = tuple(
         part.strip() for part in env.get(MIRROR_VARIABLE, "").split(",") if part.strip()
     )
-    return Settings(home=home, tracking_uri=tracking_uri, mirrors=mirrors)
+    source_roots = tuple(
+        Path(part.strip()).expanduser().resolve()
+        for part in env.get(SOURCE_ROOTS_VARIABLE, "").split(os.pathsep)
+        if part.strip()
+    )
+    verbose = env.get(VERBOSE_VARIABLE, "").strip() not in ("", "0")
+    return Settings(
+        home=home,
+        tracking_uri=tracking_uri,
+        mirrors=mirrors,
+        source_roots=source_roots,
+        verbose=verbose,
+    )

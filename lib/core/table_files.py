@@ -43,6 +43,7 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet._reader import WorkSheetParser
 from openpyxl.xml.constants import ARC_STYLE, SHEET_MAIN_NS
 
+from lib.core.errors import InputError
 from lib.core.parquet_pages import DATA_PAGE, DATA_PAGE_V2, PageHeaderError, read_page_headers
 
 MAX_FILE_BYTES = 64 * 2**20
@@ -106,9 +107,7 @@ MAX_LISTED_ROWS = 5
 _OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _ZIP_MAGIC = b"PK"
 _TEXT_SAMPLE_BYTES = 1_024
-_SHOWN_TEXT_CHARS = 40
 _SHOWN_NAMES = 20
-_SHOWN_ERROR_CHARS = 160
 _SHOWN_NUMBER_DIGITS = 15
 _INFLATE_CHUNK_BYTES = 2**20
 _TAG_START = b"<"
@@ -130,11 +129,20 @@ _PARQUET_CELL_TYPES = (
     pa.types.is_large_string,
 )
 _BLANK_MEMO_MIN_CHARS = 64
+SHOWN_CHARS = 32
+"""Most characters of a file's own text (a cell, a header or sheet name) a message quotes.
+
+Messages reach terminals, logs and the Prefect UI, also for a file whose content is not the
+reader's to see (a URL given through the Prefect API): they name what is wrong with a few
+characters of it, never echo more.
+"""
+LIBRARY_MESSAGE_CHARS = 120
+"""Most characters quoted from a parser's own error, which may itself quote the file."""
 _CSV_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 _CSV_NON_FINITE = re.compile(r"[+-]?(?:nan|inf|infinity)", re.IGNORECASE)
 
 
-class WorkbookError(ValueError):
+class WorkbookError(InputError):
     """A user's table file cannot be used; the message says where and what was expected.
 
     One class for every input problem (not a workbook, hostile content, missing or duplicated
@@ -244,7 +252,7 @@ def read_csv_cells(path: Path, columns: Sequence[str]) -> Cells:
         kept = _collect_rows(numbered, positions, where, header_row + 1, _parse_csv_cell)
     except csv.Error as exc:
         raise WorkbookError(
-            f"{where} is not a valid CSV file (record {records.line_num}: {exc})."
+            f"{where} is not a valid CSV file (record {records.line_num}: {_said(exc)})."
         ) from exc
     return Cells(path, None, _sha256(data), tuple(columns), kept, header_row + 1)
 
@@ -282,8 +290,26 @@ def read_parquet_cells(path: Path, columns: Sequence[str]) -> Cells:
     return Cells(path, None, _sha256(data), tuple(columns), kept, 1)
 
 
+def shown(value: object, *, quote: bool = True, limit: int = SHOWN_CHARS) -> str:
+    """`value` as a message may quote it: short, and escaped so no control character shows.
+
+    At most `limit` characters ("..." marks a cut), escaped as a repr is, so a terminal escape
+    sequence in a file never reaches a screen; `quote=False` leaves out the repr's quotes.
+    """
+    text = str(value)
+    escaped = repr(text[:limit])
+    if not quote:
+        escaped = escaped[1:-1]
+    return escaped + ("..." if len(text) > limit else "")
+
+
+def _said(error: BaseException) -> str:
+    """What a parser's error said, cut to `LIBRARY_MESSAGE_CHARS`: it may quote the file."""
+    return shown(error, quote=False, limit=LIBRARY_MESSAGE_CHARS)
+
+
 def _location(source: Path, sheet: str | None) -> str:
-    return f"'{source}', sheet '{sheet}'" if sheet is not None else f"'{source}'"
+    return f"'{source}', sheet {shown(sheet)}" if sheet is not None else f"'{source}'"
 
 
 def _ordinal(index: int) -> str:
@@ -314,17 +340,6 @@ def _read_bounded(path: Path) -> bytes:
     return data
 
 
-def _clip(text: str, limit: int = _SHOWN_ERROR_CHARS) -> str:
-    """`text` cut to `limit` characters, unprintable ones escaped: file content quoted in a
-    message stays short and cannot drive a terminal."""
-    shown = text if len(text) <= limit else f"{text[:limit]}..."
-    return "".join(char if char.isprintable() else ascii(char)[1:-1] for char in shown)
-
-
-def _quote(name: str) -> str:
-    return f"'{_clip(name, _SHOWN_TEXT_CHARS)}'"
-
-
 def _describe_bytes(data: bytes) -> str:
     """Say what a file that is not the expected format looks like instead."""
     if not data:
@@ -339,7 +354,7 @@ def _describe_bytes(data: bytes) -> str:
     text = _text_sample(data)
     if text is not None:
         first_line = text.splitlines()[0] if text.strip() else text
-        return f"text starting {first_line[:_SHOWN_TEXT_CHARS]!r} (a CSV file renamed?)"
+        return f"text starting {shown(first_line)} (a CSV file renamed?)"
     return f"{len(data):,} bytes starting {data[:8].hex(' ')}"
 
 
@@ -397,7 +412,7 @@ def _check_declared_sizes(path: Path, entries: list[zipfile.ZipInfo]) -> None:
         if entry.file_size > RATIO_CHECK_MIN_BYTES and ratio > MAX_COMPRESSION_RATIO:
             raise WorkbookError(
                 f"{refused} entries expanding at most {MAX_COMPRESSION_RATIO}x "
-                f"(MAX_COMPRESSION_RATIO). Received: entry {_quote(entry.filename)} expands "
+                f"(MAX_COMPRESSION_RATIO). Received: entry {shown(entry.filename)} expands "
                 f"{ratio:,.0f}x ({entry.compress_size:,} -> {entry.file_size:,} bytes)."
             )
 
@@ -417,14 +432,14 @@ def _check_element_count(
         if styles and count > MAX_STYLE_ELEMENTS:
             raise WorkbookError(
                 f"{refused} {MAX_STYLE_ELEMENTS:,} XML elements in its styles part "
-                f"(MAX_STYLE_ELEMENTS). Received: more in entry {_quote(entry.filename)}."
+                f"(MAX_STYLE_ELEMENTS). Received: more in entry {shown(entry.filename)}."
             )
         if total > MAX_XML_ELEMENTS:
             raise WorkbookError(
                 f"{refused} {MAX_XML_ELEMENTS:,} XML elements in all parts together "
                 f"(MAX_XML_ELEMENTS, about 7,000 rows of ten numbers; save a larger table as "
                 f"CSV or Parquet). Received: more, the limit passed in entry "
-                f"{_quote(entry.filename)}."
+                f"{shown(entry.filename)}."
             )
 
 
@@ -446,14 +461,13 @@ def _count_elements(
         raise _not_xlsx(
             path,
             "a zip archive whose entries inflate intact",
-            f"entry {_quote(entry.filename)} that does not: {type(exc).__name__}: "
-            f"{_clip(str(exc))}",
+            f"entry {shown(entry.filename)} that does not: {type(exc).__name__}: {_said(exc)}",
         ) from exc
     except RuntimeError as exc:  # zipfile's word for an encrypted entry
         raise _not_xlsx(
             path,
             "an unencrypted zip archive",
-            f"entry {_quote(entry.filename)}: {_clip(str(exc))}",
+            f"entry {shown(entry.filename)}: {_said(exc)}",
         ) from exc
     return elements
 
@@ -503,7 +517,7 @@ def _read_parquet(
         )
         return parquet.read(columns=list(columns), use_threads=False)
     except (pa.ArrowException, OSError) as exc:
-        raise WorkbookError(f"{where} is a damaged Parquet file ({_clip(str(exc))}).") from exc
+        raise WorkbookError(f"{where} is a damaged Parquet file ({_said(exc)}).") from exc
 
 
 def _is_cell_type(kind: pa.DataType) -> bool:
@@ -521,7 +535,7 @@ def _check_parquet_types(where: str, schema: pa.Schema, columns: Sequence[str]) 
         if not _is_cell_type(kind):
             raise WorkbookError(
                 f"{where}: expected column {name} to hold one number, date, boolean or text "
-                f"per row. Received: {_clip(str(kind), _SHOWN_TEXT_CHARS)}."
+                f"per row. Received: {shown(kind, quote=False)}."
             )
 
 
@@ -673,13 +687,13 @@ def _openpyxl_errors(path: Path) -> Iterator[None]:
         if defused is not None:
             raise WorkbookError(
                 f"'{path}' is refused: its XML declares entities or external references "
-                f"({_clip(str(defused))}). Expected plain Office Open XML (Excel never writes "
+                f"({_said(defused)}). Expected plain Office Open XML (Excel never writes "
                 "entity declarations; expanding them is the 'billion laughs' attack)."
             ) from exc
         raise _not_xlsx(
             path,
             "a zip archive holding a readable Office Open XML spreadsheet",
-            f"a part openpyxl could not read: {type(exc).__name__}: {_clip(str(exc))}",
+            f"a part openpyxl could not read: {type(exc).__name__}: {_said(exc)}",
         ) from exc
 
 
@@ -708,8 +722,8 @@ def _find_header_sheet(
         rows.close()  # closes the sheet's zip entry now, not when garbage-collected
     if len(found) == 1:
         return found[0]
-    titles = [_quote(sheet.title) for sheet in workbook.worksheets]
-    holding = [_quote(sheet.title) for sheet, _, _ in found]
+    titles = [shown(sheet.title) for sheet in workbook.worksheets]
+    holding = [shown(sheet.title) for sheet, _, _ in found]
     received = (
         f"headers on sheets {', '.join(holding)}; keep one"
         if found
@@ -768,7 +782,7 @@ def _check_sheet_parts(path: Path, parts: Sequence[str]) -> None:
         part, times = repeated[0]
         raise WorkbookError(
             f"'{path}': expected every sheet to have its own worksheet part. Received: part "
-            f"{_quote(part)} named by {times:,} sheets."
+            f"{shown(part)} named by {times:,} sheets."
         )
 
 
@@ -866,7 +880,7 @@ def _select_columns(
         return tuple(found[0] for found in places.values())
     problems = []
     if missing:
-        present = [name for name in names if name]
+        present = [shown(name, quote=False) for name in names if name]
         problems.append(
             f"missing {', '.join(missing)} (header holds: "
             f"{format_rows(present, _SHOWN_NAMES) or 'nothing'})"

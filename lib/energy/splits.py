@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from lib.core.atomic import atomic_path
+from lib.core.errors import InputError
 from lib.core.faults import fault_point
 from lib.energy.constants import FEATURES, TARGETS
 
@@ -28,7 +29,7 @@ VALIDATION_FRACTION = 0.1
 _HASH_SPACE = 2.0**64
 
 
-class SplitError(ValueError):
+class SplitError(InputError):
     """The table cannot be split into non-empty training and test parts."""
 
 

@@ -32,6 +32,7 @@ from lib.core.table_files import (
     read_csv_cells,
     read_parquet_cells,
     read_xlsx_cells,
+    shown,
 )
 from lib.energy.constants import FEATURES, TARGETS
 
@@ -54,8 +55,6 @@ GLAZING_DISTRIBUTION_CODES = (0, 5)
 """X8 glazing distribution: 0 none, 1 uniform, 2..5 mostly north/east/south/west."""
 MAX_LOAD_KWH_M2 = 500.0
 """Heating and cooling loads in kWh/m²; UCI spans 6..48."""
-MAX_SHOWN_CHARS = 40
-"""A bad cell is quoted in an error message up to this many characters, whatever it holds."""
 
 SOURCE_SHA256_KEY = "source_sha256"
 SOURCE_NAME_KEY = "source_name"
@@ -268,9 +267,8 @@ def _as_float(value: float | numbers.Real) -> float:
 
 
 def _show(value: object) -> str:
-    """A cell as a message quotes it: strings in quotes, anything cut to a few characters."""
-    text = repr(value) if isinstance(value, str) else str(value)
-    return text if len(text) <= MAX_SHOWN_CHARS else f"{text[:MAX_SHOWN_CHARS]}..."
+    """A cell as an error quotes it: text quoted, numbers bare, both cut short (`shown`)."""
+    return shown(value, quote=isinstance(value, str))
 
 
 class _Finding:

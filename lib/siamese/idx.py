@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lib.core.atomic import atomic_path
+from lib.core.errors import InputError
 from lib.core.provenance import (
     METADATA_KEY,
     PARQUET_COMPRESSION,
@@ -73,7 +74,7 @@ TABLE_SCHEMA = pa.schema(
 SHA256_HEX_CHARS = 64
 
 
-class IdxFormatError(ValueError):
+class IdxFormatError(InputError):
     """A file is not the IDX data (or image table) it claims to be; the message names it."""
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from lib.core.errors import InputError
 from lib.siamese.constants import IMAGE_SHAPE
 
 ACCEPTED_FORMATS = ("PNG", "JPEG")
@@ -28,7 +29,7 @@ of a side, so this keeps it at 3 MB."""
 _SHOWN_ERROR_CHARS = 160
 
 
-class ImageFormatError(ValueError):
+class ImageFormatError(InputError):
     """A file is not a readable PNG or JPEG image; the message names it."""
 
 

@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lib.core.atomic import atomic_path
+from lib.core.errors import InputError
 from lib.core.provenance import METADATA_KEY, PARQUET_COMPRESSION, read_json_metadata
 from lib.siamese.constants import NUM_CLASSES
 
@@ -45,7 +46,7 @@ PAIRS_SCHEMA = pa.schema(
 )
 
 
-class PairsFormatError(ValueError):
+class PairsFormatError(InputError):
     """A pairs file is not what `write_pairs` writes; the message names the file."""
 
 

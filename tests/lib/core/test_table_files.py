@@ -811,3 +811,33 @@ def test_dictionary_text_becomes_one_string_shared_by_its_rows(tmp_path: Path) -
 )
 def test_format_rows_lists_the_first_few(items: list[str], expected: str) -> None:
     assert format_rows(items) == expected
+
+
+def test_messages_quote_a_few_escaped_characters_of_the_file_never_more(tmp_path: Path) -> None:
+    secret = "\x1b[2J" + "s3cret " * 40  # a terminal escape, then far more than a name
+    path = tmp_path / "table.csv"
+    path.write_text(f"A1,{secret},B2\n1,2,3\n")
+
+    with pytest.raises(WorkbookError) as caught:
+        read_csv_cells(path, COLUMNS)
+
+    message = str(caught.value)
+    assert "\x1b" not in message and "\\x1b[2J" in message
+    assert message.count("s3cret") == workbook.SHOWN_CHARS // len("s3cret ")
+    assert "s3cret s3cret ..., B2)" in message
+
+
+def test_a_text_file_is_described_by_its_first_few_characters(tmp_path: Path) -> None:
+    path = tmp_path / "notes.xlsx"
+    path.write_text("password=" + "x" * 200 + "\n")
+
+    with pytest.raises(WorkbookError, match=r"text starting 'password=x{23}'\.\.\. \(a CSV"):
+        read_xlsx_cells(path, COLUMNS)
+
+
+@pytest.mark.parametrize(
+    ("value", "quote", "expected"),
+    [("Data", True, "'Data'"), ("a\tb", False, "a\\tb"), ("x" * 40, True, f"'{'x' * 32}'...")],
+)
+def test_shown_cuts_and_escapes(value: str, quote: bool, expected: str) -> None:
+    assert workbook.shown(value, quote=quote) == expected

@@ -447,3 +447,10 @@ def test_the_real_workbook_converts_with_its_published_hash(
     metadata = read_parquet_metadata(target)
     assert metadata["sheet"] == "Φύλλο1"
     assert metadata["row_count"] == "768"
+
+
+def test_a_long_text_cell_is_quoted_in_part(tmp_path: Path) -> None:
+    path = write_xlsx(tmp_path / "book.xlsx", with_cell(3, "X2", "secret " * 50))
+    with pytest.raises(WorkbookError, match=r"Received: row 3 = 'secret secret .{18}'\.\.\.$"):
+        convert(path, tmp_path / "out.parquet")
+    assert not (tmp_path / "out.parquet").exists()
