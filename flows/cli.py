@@ -32,8 +32,13 @@ QUIET_DEFAULTS = {
     "DO_NOT_TRACK": "1",
 }
 # Prefect's ephemeral API gives itself 20 s to start; a first run (fresh database) on a busy
-# laptop took longer and failed with "Timed out while attempting to connect".
-EPHEMERAL_DEFAULTS = {"PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180"}
+# laptop took longer and failed with "Timed out while attempting to connect". Two CLI runs at
+# once share that SQLite database (one `PREFECT_HOME`, so `trainflow ui` shows both): each
+# waits up to 60 s for the other's write instead of Prefect's 10 s ("database is locked").
+EPHEMERAL_DEFAULTS = {
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
+    "PREFECT_SERVER_DATABASE_TIMEOUT": "60",
+}
 CHILD_POLL_SECONDS = 0.5
 CHILD_STOP_SECONDS = 15.0
 
@@ -317,6 +322,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; a failure prints its message once on stderr and exits 1.
 
@@ -330,6 +339,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.verbose:
         os.environ[VERBOSE_VARIABLE] = "1"  # flows read it, in this process and in `serve`'s
     quiet_tensorflow_import()
+    # A scheduler or Kubernetes stops a run with SIGTERM first: unwind as on Ctrl-C, so the
+    # run ends Crashed, training stops, and exit handlers stop the temporary API server
+    # (killed outright by the default handler, it was left running as an orphan).
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         return int(args.handler(args))
     except KeyboardInterrupt:

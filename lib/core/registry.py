@@ -50,6 +50,7 @@ PID_TAG = "trainflow.pid"
 HOME_TAG = "trainflow.home"
 """Run tags naming the process that registers: how a run it left RUNNING is recognised."""
 PROMOTION_LOCK_SECONDS = 1800.0
+SQLITE_PREFIX = "sqlite:///"
 """Longest wait for another run's promotion (it scores a champion and logs a model)."""
 RESOURCE_DOES_NOT_EXIST = ErrorCode.Name(ErrorCode.RESOURCE_DOES_NOT_EXIST)
 REGISTRY_FAILURES = (MlflowException, SQLAlchemyError, OSError)
@@ -86,6 +87,23 @@ def connect(tracking_uri: str, experiment: str, artifact_root: Path) -> MlflowCl
         raise _registry_error(f"open experiment '{experiment}'", error, tracking_uri) from error
 
 
+@contextlib.contextmanager
+def _creating_database(tracking_uri: str) -> Iterator[None]:
+    """One process at a time may open a SQLite registry that may not have its tables yet.
+
+    Two processes that find the file missing both run MLflow's migrations, and one fails
+    with "table ... already exists". A lock beside the file makes the second wait and then
+    find the tables. Other stores create their schema once, on the server.
+    """
+    if not tracking_uri.startswith(SQLITE_PREFIX):
+        yield
+        return
+    database = Path(tracking_uri.removeprefix(SQLITE_PREFIX))
+    database.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(f"{database}.lock", timeout=PROMOTION_LOCK_SECONDS):
+        yield
+
+
 def open_client(tracking_uri: str) -> MlflowClient:
     """A client of the registry at `tracking_uri`, made the process's registry too.
 
@@ -102,8 +120,10 @@ def open_client(tracking_uri: str) -> MlflowClient:
 
 
 def _connect(tracking_uri: str, experiment: str, artifact_root: Path) -> MlflowClient:
-    client = open_client(tracking_uri)
-    if client.get_experiment_by_name(experiment) is None:
+    with _creating_database(tracking_uri):
+        client = open_client(tracking_uri)
+        found = client.get_experiment_by_name(experiment)  # creates a new database's tables
+    if found is None:
         artifact_root.mkdir(parents=True, exist_ok=True)
         try:
             client.create_experiment(experiment, artifact_location=artifact_root.as_uri())

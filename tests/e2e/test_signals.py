@@ -1,0 +1,57 @@
+"""SIGTERM or SIGINT stop a run, its training and the temporary API server it started."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.cli_process import Started, cli_env, finish, start_cli
+
+TRAINING_STARTS_SECONDS = 300
+POLL_SECONDS = 0.5
+GRACE_SECONDS = 30
+
+
+def _output(started: Started) -> str:
+    started.stdout.seek(0)
+    return started.stdout.read().decode(errors="replace")
+
+
+def _session_alive(leader: int) -> bool:
+    try:
+        os.killpg(leader, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_stops_the_run_and_everything_it_started(
+    shared_data: Path, tmp_path: Path, stop: signal.Signals
+) -> None:
+    env = cli_env(tmp_path / "home", tmp_path / "prefect", TRAINFLOW_MIRROR=str(shared_data))
+    started = start_cli(["run", "energy", "--epochs", "300"], env)
+    deadline = time.monotonic() + TRAINING_STARTS_SECONDS
+    while "Epoch 3/300" not in _output(started):
+        assert started.process.poll() is None, _output(started)[-2000:]
+        assert time.monotonic() < deadline, "training never started"
+        time.sleep(POLL_SECONDS)
+
+    started.process.send_signal(stop)  # the CLI alone, as a scheduler signals its child
+    stopped_at = time.monotonic()
+    started.process.wait(timeout=GRACE_SECONDS)
+    # Give the server a moment to follow its parent; anything still alive then was orphaned.
+    while _session_alive(started.process.pid) and time.monotonic() - stopped_at < GRACE_SECONDS:
+        time.sleep(POLL_SECONDS)
+    orphaned = _session_alive(started.process.pid)
+    done = finish(started)
+
+    assert done.returncode == 130, done.screen[-2000:]
+    assert not orphaned
+    assert "interrupted" in done.stderr and "Traceback" not in done.screen
+    assert not list((tmp_path / "home").glob("models/energy/*/model.keras"))  # training stopped
