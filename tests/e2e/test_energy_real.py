@@ -29,16 +29,17 @@ def test_real_workbook_trains_registers_and_serves(
     summary = energy_pipeline(EnergyParameters(seed=0, epochs=EPOCHS))
 
     assert summary.promoted and summary.version == "1"
-    # The course recipe gets about 0.49 / 0.97 on the benchmark's splits; ours does better.
-    assert summary.metrics["Y1_rmse"] < 0.45
-    assert summary.metrics["Y2_rmse"] < 0.8
+    # On the fixed test rows the course recipe gets 0.58 / 1.14 (mean of seeds 0-2, 500
+    # epochs, BENCHMARKS.md); 100 epochs of ours already do better.
+    assert summary.metrics["Y1_rmse"] < 0.55
+    assert summary.metrics["Y2_rmse"] < 0.9
     raw = list((trainflow_home / "raw").rglob("ENB2012_data.xlsx"))
     assert [p.parent.name for p in raw] == [
         "0089fcffc1415e41e2ff63730cca5280efe54fc43d722dfde1b0aaa808e35dc4"
     ]
 
     again = energy_pipeline(EnergyParameters(seed=0, epochs=EPOCHS))
-    assert not again["newly_registered"] and again["version"] == "1"
+    assert not again.newly_registered and again.version == "1"
 
     script = textwrap.dedent(
         f"""
