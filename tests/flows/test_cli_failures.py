@@ -25,6 +25,7 @@ from lib.energy.constants import MODEL_NAME, WORKBOOK
 from tests.e2e.servers import free_port
 from tests.fixtures.energy import write_energy_workbook
 from tests.fixtures.fresh_process import REPO_ROOT
+from tests.fixtures.unavailable import unavailable_server
 
 CLI_SECONDS = 600
 BANNER = (
@@ -257,8 +258,21 @@ def test_a_registry_that_is_down_fails_before_training(cli: _Cli) -> None:
 
 
 @pytest.mark.slow
+def test_a_registry_that_answers_503_fails_the_run_and_registers_nothing(cli: _Cli) -> None:
+    write_energy_workbook(cli.workdir / "buildings.xlsx", n_rows=60)
+    with unavailable_server() as registry:
+        outcome = cli(
+            "run", "energy", "--source", "buildings.xlsx", "--epochs", "2",
+            MLFLOW_TRACKING_URI=registry, MLFLOW_HTTP_REQUEST_MAX_RETRIES="0",
+        )  # fmt: skip
+
+    assert_failed_cleanly(outcome, f"in the registry at {registry}", "503")
+    assert not (outcome.home / "models").exists()
+
+
+@pytest.mark.slow
 def test_a_failed_run_leaves_the_champion_where_it_was(cli: _Cli) -> None:
-    write_energy_workbook(cli.workdir / "buildings.xlsx", n_rows=120)
+    write_energy_workbook(cli.workdir / "buildings.xlsx", n_rows=320)
     first = cli("run", "energy", "--source", "buildings.xlsx", "--epochs", GOOD_EPOCHS)
     assert first.code == 0, first.output
     assert "energy-efficiency v1 (new version, champion)" in first.output

@@ -61,6 +61,7 @@ from tests.fixtures.tampering import (
     register_legacy_champion,
     version_folder,
 )
+from tests.fixtures.unavailable import unavailable_server
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 NAME = "energy-efficiency-test"
@@ -350,42 +351,10 @@ def test_model_version_url_routes_to_the_version_page() -> None:
     )
 
 
-UNAVAILABLE = """
-import sys
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-BODY = b'{"error_code": "TEMPORARILY_UNAVAILABLE", "message": "temporarily unavailable"}'
-
-
-class Unavailable(BaseHTTPRequestHandler):
-    def answer(self):
-        self.send_response(503)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(BODY)))
-        self.end_headers()
-        self.wfile.write(BODY)
-
-    do_GET = do_POST = do_PATCH = do_DELETE = answer
-
-    def log_message(self, *args):
-        pass
-
-
-server = ThreadingHTTPServer(("127.0.0.1", 0), Unavailable)
-print(server.server_address[1], flush=True)
-server.serve_forever()
-"""
-
-
 def test_an_unavailable_registry_is_an_error_never_no_champion(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    server = subprocess.Popen(
-        [sys.executable, "-c", UNAVAILABLE], stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert server.stdout is not None
-        uri = f"http://127.0.0.1:{server.stdout.readline().strip()}"
+    with unavailable_server() as uri:
         monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
         client = MlflowClient(tracking_uri=uri, registry_uri=uri)
         server_said = re.escape(uri) + r"/api/2\.0/mlflow/.*503 error responses"
@@ -393,9 +362,6 @@ def test_an_unavailable_registry_is_an_error_never_no_champion(
             champion(client, NAME)
         with pytest.raises(RegistryError, match=rf"versions of '{NAME}' .*{server_said}"):
             find_candidate(client, NAME, "b" * 64)
-    finally:
-        server.kill()
-        server.wait()
 
 
 def test_a_version_whose_decision_was_never_recorded_is_completed(
