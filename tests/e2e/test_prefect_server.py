@@ -7,6 +7,7 @@ Everything a person would type, run as child processes against a throwaway serve
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import subprocess
 import time
 from collections.abc import Iterator
@@ -103,7 +104,11 @@ def test_deploy_worker_run_and_trigger(server: Server, tmp_path: Path) -> None:
     # Started elsewhere than the checkout: the pull step must send runs to the checkout.
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    worker = start([*PREFECT, "worker", "start", "--pool", WORK_POOL], server, "worker", elsewhere)
+    # A deployment's run reads local files only under the worker's TRAINFLOW_SOURCE_ROOTS.
+    allowed = dataclasses.replace(
+        server, env={**server.env, "TRAINFLOW_SOURCE_ROOTS": str(tmp_path)}
+    )
+    worker = start([*PREFECT, "worker", "start", "--pool", WORK_POOL], allowed, "worker", elsewhere)
     workbook = write_energy_workbook(tmp_path / "buildings.xlsx", n_rows=320)
 
     async def scenario() -> None:
