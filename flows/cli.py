@@ -100,11 +100,15 @@ def run(args: argparse.Namespace) -> int:
     from lib.core.malloc import cap_arenas
 
     cap_arenas()  # this process trains: cap before TensorFlow starts its thread pools
+    if args.pipeline == "siamese" and args.source:
+        from lib.core.errors import InputError
+
+        raise InputError("--source is for `run energy` (your own workbook); siamese takes none")
     names = list(PIPELINES) if args.pipeline == "all" else [args.pipeline]
     failed, finished = [], []
     for name in names:
-        state = PIPELINES[name](args)
         try:
+            state = PIPELINES[name](args)
             _print_summary(state.result())
             finished.append(state.state_details.flow_run_id)
         except Exception as error:

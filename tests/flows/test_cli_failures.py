@@ -317,3 +317,10 @@ def test_verbose_shows_the_traceback_of_an_expected_failure_too(cli: _Cli) -> No
 
     assert outcome.code == 1 and len(outcome.errors) == 1, outcome.output
     assert "Traceback" in outcome.output and "WorkbookError" in outcome.output
+
+
+def test_a_source_for_the_siamese_pipeline_is_refused_not_ignored(cli: _Cli) -> None:
+    outcome = cli("run", "siamese", "--source", "buildings.xlsx")
+
+    assert_failed_cleanly(outcome, "--source is for `run energy`")
+    assert not outcome.home.exists()
