@@ -347,6 +347,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # run ends Crashed, training stops, and exit handlers stop the temporary API server
     # (killed outright by the default handler, it was left running as an orphan).
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     try:
         return int(args.handler(args))
     except KeyboardInterrupt:
