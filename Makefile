@@ -9,7 +9,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 # A checkout beside ../shared/data (this workplace) uses it as the mirror unless told otherwise.
 DEMO_MIRROR := $(or $(TRAINFLOW_MIRROR),$(if $(wildcard ../shared/data),$(abspath ../shared/data)))
 
-.PHONY: demo test lint types pytest ui-check clean
+.PHONY: demo test test-fast lint types pytest ui-check clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ types: $(STAMP)
 
 pytest: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15
+
+# For iteration: everything but the tests marked slow (real data, real servers, kills, races).
+test-fast: lint types
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow"
 
 # Opt-in: the report's plots render in both Prefect UIs (needs /usr/bin/chromium).
 ui-check: $(STAMP)
