@@ -44,6 +44,7 @@ from tests.fixtures.hostile import (
     idx_gz_claiming,
     jpeg_with_orientation,
     png_claiming,
+    rewrite_entry,
     rewrite_parquet_footer,
     row_xml,
     set_chunk_sizes,
@@ -114,7 +115,7 @@ def _element_flood(path: Path) -> Path:
     """Merged ranges after the rows: openpyxl's iter_rows builds an object for each."""
     merged = "".join(f'<mergeCell ref="J{n}:K{n}"/>' for n in range(1, MAX_XML_ELEMENTS * 2))
     craft_xlsx(path, header_row(*ENERGY_FEATURES) + _data(2))
-    _replace_entry(
+    rewrite_entry(
         path,
         SHEET_XML,
         lambda xml: xml.replace(
@@ -143,7 +144,7 @@ def _long_shared_string(path: Path) -> Path:
     _sheet(path, "".join(f'<row r="{n}">{cells}</row>' for n in range(2, 9_000)))
     strings_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"
     override = f'<Override PartName="/xl/sharedStrings.xml" ContentType="{strings_type}"/>'
-    _replace_entry(
+    rewrite_entry(
         path,
         "[Content_Types].xml",
         lambda xml: xml.replace(b"</Types>", override.encode() + b"</Types>"),
@@ -169,7 +170,7 @@ def _billion_laughs(path: Path) -> Path:
         f'<!ENTITY l{level} "{f"&l{level - 1};" * 10 if level else "lol"}">' for level in range(10)
     )
     _sheet(path, _data(2))
-    _replace_entry(
+    rewrite_entry(
         path,
         SHEET_XML,
         lambda xml: (
@@ -177,15 +178,6 @@ def _billion_laughs(path: Path) -> Path:
         ),
     )
     return path
-
-
-def _replace_entry(path: Path, name: str, change: Callable[[bytes], bytes]) -> None:
-    with zipfile.ZipFile(path) as archive:
-        entries = {entry: archive.read(entry) for entry in archive.namelist()}
-    entries[name] = change(entries[name])
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for entry, content in entries.items():
-            archive.writestr(entry, content)
 
 
 def _largest_workbook(path: Path) -> Path:

@@ -28,6 +28,7 @@ from lib.energy.table import (
     read_parquet_metadata,
     write_parquet,
 )
+from tests.fixtures.hostile import rewrite_entry
 
 HEADER = [*ENERGY_FEATURES, *ENERGY_TARGETS]
 # Four rows in the style of UCI ENB2012 (X6 orientation 2..5, X8 glazing distribution 0..5).
@@ -50,15 +51,6 @@ def write_xlsx(path: Path, rows: list[list[object]], header: list[str] = HEADER)
         sheet.append(row)
     book.save(path)
     return path
-
-
-def rewrite_entry(path: Path, name: str, change: Callable[[bytes], bytes]) -> None:
-    with zipfile.ZipFile(path) as archive:
-        entries = {entry: archive.read(entry) for entry in archive.namelist()}
-    entries[name] = change(entries[name])
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for entry, content in entries.items():
-            archive.writestr(entry, content)
 
 
 def with_cell(row: int, column: str, value: object) -> list[list[object]]:
