@@ -79,6 +79,7 @@ def _steps(params: EnergyParameters) -> RunSummary:
             "data.rows": str(table.rows),
         },
         test_data=(table.table.path, parts.split.path),
+        reference=parts.reference,
         data={
             "source": params.source or WORKBOOK.urls[0],
             "sha256": raw.sha256,

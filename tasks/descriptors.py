@@ -22,11 +22,15 @@ class TableRef(_Descriptor):
 
 
 class SplitRef(_Descriptor):
-    """Row positions of train/validation/test (a JSON file) for one table and seed."""
+    """Row positions of train/validation/test (a JSON file) for one table and seed.
+
+    `reference` holds the training rows themselves, as the registered version carries them.
+    """
 
     split: FileRef
     seed: int
     sizes: dict[str, int]
+    reference: FileRef
 
 
 class TrainedModel(_Descriptor):
@@ -79,6 +83,9 @@ class Candidate(_Descriptor):
         data: what the report says about the data (source, hashes, rows).
         test_data: the files the model spec's scorer scores any model on: the candidate's
             own test rows (or pairs), so a champion is judged on the same ones.
+        reference: what the model learned from, in the form its version carries it (the
+            energy training rows): serving checks inputs against it, drift checks compare
+            new data with it. None where a pipeline has none yet.
     """
 
     trained: TrainedModel
@@ -88,6 +95,7 @@ class Candidate(_Descriptor):
     tags: dict[str, str]
     data: dict[str, str]
     test_data: tuple[str, ...]
+    reference: FileRef | None = None
 
     @property
     def candidate_id(self) -> str:

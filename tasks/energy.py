@@ -57,14 +57,18 @@ def excel_to_parquet(raw: FileRef) -> TableRef:
 )
 def split(table: TableRef, seed: int) -> SplitRef:
     """Test rows fixed by their content; the seed picks which other rows validate."""
-    from lib.energy.splits import split_rows, table_rows, write_split
+    from lib.energy.splits import split_rows, table_rows, write_part_table, write_split
 
     parts = split_rows(table_rows(Path(table.table.path)), seed=seed)
-    target = output_dir("splits/energy", table.table.sha256, str(seed), entry=SPLIT_STEP)
-    target = target / "split.json"
+    folder = output_dir("splits/energy", table.table.sha256, str(seed), entry=SPLIT_STEP)
+    target = folder / "split.json"
     sizes = write_split(parts, target)
+    reference = folder / "training_rows.parquet"
+    write_part_table(Path(table.table.path), target, "train", reference)
     get_run_logger().info("split of %d rows with seed %d: %s", table.rows, seed, sizes)
-    return SplitRef(split=FileRef.of(target), seed=seed, sizes=sizes)
+    return SplitRef(
+        split=FileRef.of(target), seed=seed, sizes=sizes, reference=FileRef.of(reference)
+    )
 
 
 @task(

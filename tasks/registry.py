@@ -225,6 +225,7 @@ def _register(
             },
             artifacts=[Path(plot.path) for plot in candidate.evaluation.plots],
             model_config={key: metrics[name] for key, name in spec.model_config.items()} or None,
+            reference=Path(candidate.reference.path) if candidate.reference else None,
         ),
         promote=decision.promote,
         reason=reason,

@@ -39,6 +39,9 @@ from lib.core.faults import fault_point
 CHAMPION_ALIAS = "champion"
 KERAS_ARTIFACT = "keras_model"
 """Name of the `.keras` file among a pyfunc model's artifacts."""
+REFERENCE_ARTIFACT = "reference"
+"""Name of the file of what the model learned from (e.g. its training rows) among a pyfunc
+model's artifacts: serving checks inputs against it, drift checks compare new data with it."""
 CODE_LOADER = "mlflow.pyfunc.loaders.code_model"
 """The pyfunc loader of a models-from-code version: it runs the logged file, unpickles nothing."""
 PYFUNC_FLAVOR = "python_function"
@@ -259,6 +262,7 @@ class Candidate:
     tags: Mapping[str, str]
     artifacts: Sequence[Path]
     model_config: Mapping[str, Any] | None = None
+    reference: Path | None = None
 
 
 def register(
@@ -315,7 +319,7 @@ def _log_and_register(
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=str(candidate.model_code),  # a path: models from code, no pickle
-            artifacts={KERAS_ARTIFACT: str(candidate.keras_path)},
+            artifacts=_model_artifacts(candidate),
             model_config=dict(candidate.model_config) if candidate.model_config else None,
             pip_requirements=list(pip_requirements),
         )
@@ -325,6 +329,14 @@ def _log_and_register(
             info.model_uri, name, tags={CANDIDATE_TAG: candidate.candidate_id}
         )
     return str(model_version.version), run.info.run_id
+
+
+def _model_artifacts(candidate: Candidate) -> dict[str, str]:
+    """The files a version carries beside its code: the network and, if any, its reference."""
+    artifacts = {KERAS_ARTIFACT: str(candidate.keras_path)}
+    if candidate.reference is not None:
+        artifacts[REFERENCE_ARTIFACT] = str(candidate.reference)
+    return artifacts
 
 
 def _record_decision(
@@ -436,6 +448,26 @@ def load_pyfunc(
             )
         config = dict(model_config) if model_config is not None else None
         return mlflow.pyfunc.load_model(local, model_config=config)
+
+
+def download_reference(model_uri: str, folder: Path) -> Path | None:
+    """The reference file (`REFERENCE_ARTIFACT`) of the model at `model_uri`, into `folder`.
+
+    Only the model's MLmodel file and that one artifact are downloaded, not the network.
+    None when the version carries none (registered before references were logged).
+    """
+    import mlflow.artifacts
+
+    folder.mkdir(parents=True, exist_ok=True)
+    base = model_uri.rstrip("/")
+    mlmodel = mlflow.artifacts.download_artifacts(f"{base}/MLmodel", dst_path=str(folder))
+    flavor = Model.load(mlmodel).flavors.get(PYFUNC_FLAVOR) or {}
+    listed = (flavor.get("artifacts") or {}).get(REFERENCE_ARTIFACT)
+    if not listed:
+        return None
+    return Path(
+        mlflow.artifacts.download_artifacts(f"{base}/{listed['path']}", dst_path=str(folder))
+    )
 
 
 def model_version_url(ui_url: str, name: str, version: str) -> str:

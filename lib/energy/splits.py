@@ -16,11 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lib.core.atomic import atomic_path
 from lib.core.errors import InputError
 from lib.core.faults import fault_point
+from lib.core.provenance import PARQUET_COMPRESSION
 from lib.energy.constants import FEATURES, TARGETS
 
 TEST_FRACTION = 0.2
@@ -120,3 +122,21 @@ def load_part(table: Path, split: Path, part: str) -> tuple[np.ndarray, np.ndarr
         selected[list(FEATURES)].to_numpy(dtype="float32"),
         selected[list(TARGETS)].to_numpy(dtype="float32"),
     )
+
+
+def write_part_table(table: Path, split: Path, part: str, target: Path) -> int:
+    """Store the features and targets of one part as its own Parquet table; return its rows.
+
+    The training part travels with every registered version (`lib.core.registry`'s
+    reference artifact): what serving checks inputs against and drift checks compare new
+    data with, wherever the version is loaded, with no access to this machine's store.
+    """
+    frame = pq.read_table(table, columns=[*FEATURES, *TARGETS]).to_pandas()
+    selected = frame.iloc[json.loads(Path(split).read_text())[part]].reset_index(drop=True)
+    with atomic_path(target) as temporary:
+        pq.write_table(
+            pa.Table.from_pandas(selected, preserve_index=False),
+            temporary,
+            compression=PARQUET_COMPRESSION,
+        )
+    return len(selected)

@@ -7,11 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+import pandas as pd
 import pytest
 
 from flows.energy import EnergyParameters, energy_pipeline
 from lib.core.champion import load_champion
-from lib.core.registry import connect
+from lib.core.registry import connect, download_reference
 from lib.core.settings import load_settings
 from lib.energy.constants import MODEL_NAME
 from lib.energy.spec import SPEC
@@ -47,6 +48,8 @@ def test_energy_flow_trains_registers_then_reuses_cache(
     assert first.promoted, first.reason
     assert first.metrics["Y1_r2"] > 0.9
     assert first_states["train-energy-default-seed3"] == "Completed"
+    reference = download_reference(f"models:/{MODEL_NAME}/1", tmp_path / "reference")
+    assert reference is not None and len(pd.read_parquet(reference)) > 150  # ~70 % of 320
 
     second, second_states = run(params)
     assert not second.newly_registered

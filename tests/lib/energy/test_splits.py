@@ -109,3 +109,22 @@ def test_a_written_split_loads_back_by_part(tmp_path: Path) -> None:
     x, y = load_part(table, tmp_path / "split.json", "test")
     np.testing.assert_allclose(x, ROWS[parts.test, :8].astype("float32"))
     assert y.shape == (len(parts.test), 2)
+
+
+def test_a_part_table_holds_exactly_that_parts_rows(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from lib.energy.constants import FEATURES, TARGETS
+    from lib.energy.splits import write_part_table
+
+    table = tmp_path / "energy.parquet"
+    pd.DataFrame(ROWS[:200], columns=[*FEATURES, *TARGETS]).to_parquet(table)
+    parts = split_rows(ROWS[:200], seed=1)
+    write_split(parts, tmp_path / "split.json")
+
+    rows = write_part_table(table, tmp_path / "split.json", "train", tmp_path / "train.parquet")
+
+    stored = pd.read_parquet(tmp_path / "train.parquet")
+    assert rows == len(parts.train) == len(stored)
+    assert list(stored.columns) == [*FEATURES, *TARGETS]
+    np.testing.assert_allclose(stored.to_numpy(), ROWS[parts.train])
