@@ -94,8 +94,7 @@ def test_pair_grid_titles_say_prediction_and_truth_and_mark_mistakes() -> None:
         "prediction: different (d=0.80)\ntruth: different",
     ]
     assert figure.get_suptitle() == (
-        "Test pairs, left | right: prediction 'same' when distance d < 0.5; "
-        "red = wrong prediction"
+        "Test pairs, left | right: prediction 'same' when distance d < 0.5; red = wrong prediction"
     )
     colours = [axes.title.get_color() for axes in figure.axes]
     assert colours == ["black", "red", "red", "black"]
