@@ -79,6 +79,8 @@ class Candidate(_Descriptor):
         data: what the report says about the data (source, hashes, rows).
         test_data: the files the model spec's scorer scores any model on: the candidate's
             own test rows (or pairs), so a champion is judged on the same ones.
+        started_at: when the flow run reached training (seconds since the epoch): where the
+            MLflow run of the candidate begins.
     """
 
     trained: TrainedModel
@@ -88,6 +90,7 @@ class Candidate(_Descriptor):
     tags: dict[str, str]
     data: dict[str, str]
     test_data: tuple[str, ...]
+    started_at: float | None = None
 
     @property
     def candidate_id(self) -> str:
