@@ -12,9 +12,9 @@ from prefect import flow
 from prefect.runtime import flow_run
 from prefect.settings import PREFECT_UI_URL, temporary_settings
 
+from lib.core.registry import FLOW_RUN_ID_TAG, FLOW_RUN_URL_TAG
 from lib.energy.spec import SPEC
 from tasks.descriptors import Candidate, ChampionRef, Evaluation, TrainedModel
-from lib.core.registry import FLOW_RUN_ID_TAG, FLOW_RUN_URL_TAG
 from tasks.registry import flow_run_tags, score_champion, scored_if_same
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
