@@ -24,8 +24,6 @@ from tasks.download import download, fetched_by
 from tasks.registry import check_registry
 from tasks.siamese import evaluate, evaluate_champion, idx_to_parquet, make_pairs, train
 
-RAW_FILES = (TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS)
-
 
 class SiameseParameters(BaseModel):
     """Parameters of one siamese run (also the flow's parameter schema in the Prefect UI)."""
@@ -54,7 +52,8 @@ def siamese_pipeline(params: SiameseParameters | None = None) -> RunSummary:
 
 def _steps(params: SiameseParameters) -> RunSummary:
     """The pipeline itself; `siamese_pipeline` runs it under `run_cleanly`."""
-    files = {remote.name: download(remote) for remote in RAW_FILES}
+    raw = (TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS)
+    files = {remote.name: download(remote) for remote in raw}
     train_table = idx_to_parquet(files[TRAIN_IMAGES.name], files[TRAIN_LABELS.name], "train")
     test_table = idx_to_parquet(files[TEST_IMAGES.name], files[TEST_LABELS.name], "test")
     pairs = make_pairs(train_table, test_table, params.seed)
