@@ -1,7 +1,8 @@
 """The `trainflow` command: run pipelines, predict with the champion, serve schedules, open UIs.
 
 Heavy imports (Prefect, TensorFlow, MLflow) happen inside the commands, after the noise
-settings below are in place, so `trainflow --help` is instant and quiet.
+settings below are in place, so `trainflow --help` is instant and quiet. `--help` shows
+`DESCRIPTION`, written for the person at the terminal, not this docstring.
 """
 
 from __future__ import annotations
@@ -39,6 +40,18 @@ EPHEMERAL_DEFAULTS = {
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
     "PREFECT_SERVER_DATABASE_TIMEOUT": "60",
 }
+DESCRIPTION = (
+    "Train, evaluate and register Keras models as Prefect flows, with an MLflow model "
+    "registry: 'energy' predicts a building's heating and cooling loads (UCI ENB2012), "
+    "'siamese' tells whether two Fashion-MNIST images show the same kind of article. A new "
+    "model becomes the 'champion' only when it beats the current one on the same test data; "
+    "'predict' uses the champion. Downloads, models and the registry live in $TRAINFLOW_HOME "
+    "(default ~/.trainflow)."
+)
+PIPELINE_HELP = (
+    "energy: building heating/cooling loads from the UCI ENB2012 workbook; siamese: "
+    "Fashion-MNIST same-or-different; all: both, one after the other"
+)
 CHILD_POLL_SECONDS = 0.5
 CHILD_STOP_SECONDS = 15.0
 
@@ -186,6 +199,28 @@ def ui_commands(
     }
 
 
+def mlflow_links(ui_url: str) -> dict[str, str]:
+    """What to open in the MLflow UI at `ui_url`: each pipeline's runs, the registered models.
+
+    Opens the registry first (creating it and the pipelines' experiments if need be), so the
+    links work before any run, and so the MLflow server never creates a store of its own.
+
+    Raises:
+        RegistryError: the registry cannot be opened.
+    """
+    from lib.core.registry import experiment_ids, experiment_runs_url, registered_models_url
+    from lib.core.settings import load_settings
+    from lib.energy.spec import SPEC as ENERGY
+    from lib.siamese.spec import SPEC as SIAMESE
+
+    settings = load_settings()
+    ids = experiment_ids(
+        settings.tracking_uri, [ENERGY.pipeline, SIAMESE.pipeline], settings.artifact_root
+    )
+    links = {f"{name} runs": experiment_runs_url(ui_url, id_) for name, id_ in ids.items()}
+    return {**links, "registered models": registered_models_url(ui_url)}
+
+
 def _stop(children: dict[str, subprocess.Popen[bytes]]) -> None:
     """SIGTERM each child's own process group (servers fork workers), SIGKILL if it lingers."""
     for child in children.values():
@@ -208,12 +243,16 @@ def _first_exited(children: dict[str, subprocess.Popen[bytes]]) -> str:
 
 
 def ui(args: argparse.Namespace) -> int:
-    """Start the Prefect and MLflow UIs; Ctrl-C stops both, and so does either one dying."""
+    """Start the Prefect and MLflow UIs and print where to look in them.
+
+    Ctrl-C stops both servers, and so does either one dying.
+    """
     from lib.core.settings import load_settings
 
     settings = load_settings()
     settings.home.mkdir(parents=True, exist_ok=True)  # MLflow's SQLite file goes here
     servers = ui_commands(settings.tracking_uri, args.prefect_port, args.mlflow_port)
+    links = mlflow_links(servers["MLflow"][0])
     # SIGTERM stops the children too; their own sessions keep a terminal's Ctrl-C from
     # reaching them twice (once from the terminal, once from `_stop`).
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
@@ -224,6 +263,8 @@ def ui(args: argparse.Namespace) -> int:
                 command, stdin=subprocess.DEVNULL, start_new_session=True
             )
             print(f"{name} UI: {address}", flush=True)
+        for what, link in links.items():  # under the MLflow line, which comes last
+            print(f"  {what}: {link}", flush=True)
         print(
             f"Runs reach this Prefect UI when started with PREFECT_API_URL={servers['Prefect'][0]}"
             "/api. Ctrl-C stops both servers.",
@@ -258,7 +299,7 @@ def report(error: BaseException, verbose: bool, prefix: str = "") -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="trainflow", description=__doc__)
+    parser = argparse.ArgumentParser(prog="trainflow", description=DESCRIPTION)
     verbose_help = "show tracebacks, also of expected failures (bad input, failed downloads)"
     parser.add_argument("-v", "--verbose", action="store_true", help=verbose_help)
     # Also accepted after the command (`trainflow run energy -v`); SUPPRESS keeps the
@@ -272,7 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     run_parser = commands.add_parser(
         "run", parents=[common], help="run a pipeline as a Prefect flow"
     )
-    run_parser.add_argument("pipeline", choices=[*PIPELINES, "all"])
+    run_parser.add_argument("pipeline", choices=[*PIPELINES, "all"], help=PIPELINE_HELP)
     run_parser.add_argument("--seed", type=int, default=0, help="seed of split and weights")
     run_parser.add_argument(
         "--preset", choices=["default", "course"], default="default", help="training recipe"
@@ -318,10 +359,27 @@ def build_parser() -> argparse.ArgumentParser:
     serve_parser.set_defaults(handler=serve)
 
     ui_parser = commands.add_parser(
-        "ui", parents=[common], help="start the Prefect and MLflow UIs on 127.0.0.1"
+        "ui",
+        parents=[common],
+        help="start the Prefect and MLflow UIs on 127.0.0.1",
+        description=(
+            "Start the Prefect UI (flow runs, logs, reports) and the MLflow UI (training "
+            "runs, registered models) on 127.0.0.1 and print direct links to each pipeline's "
+            "runs and to the registered models. Ctrl-C stops both."
+        ),
     )
-    ui_parser.add_argument("--prefect-port", type=int, default=PREFECT_UI_PORT)
-    ui_parser.add_argument("--mlflow-port", type=int, default=MLFLOW_UI_PORT)
+    ui_parser.add_argument(
+        "--prefect-port",
+        type=int,
+        default=PREFECT_UI_PORT,
+        help=f"port of the Prefect UI: flow runs, logs, reports (default {PREFECT_UI_PORT})",
+    )
+    ui_parser.add_argument(
+        "--mlflow-port",
+        type=int,
+        default=MLFLOW_UI_PORT,
+        help=f"port of the MLflow UI: training runs, registered models (default {MLFLOW_UI_PORT})",
+    )
     ui_parser.set_defaults(handler=ui)
     return parser
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Literal
 
 from prefect import flow
@@ -16,9 +17,10 @@ from lib.core.settings import load_settings
 from lib.energy.constants import WORKBOOK
 from lib.energy.spec import SPEC
 from tasks.descriptors import Candidate, RunSummary
-from tasks.download import admit_source, download, ingest_source
+from tasks.download import admit_source, download, fetched_by, ingest_source
 from tasks.energy import evaluate, evaluate_champion, excel_to_parquet, split, train
 from tasks.registry import check_registry
+from tasks.report import counts
 
 
 class EnergyParameters(BaseModel):
@@ -66,6 +68,7 @@ def _steps(params: EnergyParameters) -> RunSummary:
     parts = split(table, params.seed)
     check_registry(SPEC)  # before training, which a registry that is down would waste
     recipe = SPEC.recipe(params.preset, params.epochs)
+    training_started = time.time()  # the MLflow run spans train, evaluate and register
     trained = train(table, parts, recipe, params.preset, params.seed)
     candidate = Candidate(
         trained=trained,
@@ -78,13 +81,14 @@ def _steps(params: EnergyParameters) -> RunSummary:
             "data.split_sha256": parts.split.sha256,
             "data.rows": str(table.rows),
         },
+        started_at=training_started,
         test_data=(table.table.path, parts.split.path),
         reference=parts.reference,
         data={
-            "source": params.source or WORKBOOK.urls[0],
+            "source": f"your file {params.source}" if params.source else fetched_by(raw),
             "sha256": raw.sha256,
             "rows": str(table.rows),
-            "split": str(parts.sizes),
+            "split": counts(parts.sizes),
         },
     )
     champion = rival(SPEC, candidate)

@@ -31,7 +31,7 @@ def register_and_report(
     publish_report(
         spec.pipeline,
         data=candidate.data,
-        parameters=candidate.parameters,
+        parameters={**candidate.parameters, "epochs trained": candidate.trained.epochs_run},
         candidate=candidate.evaluation.metrics,
         champion=champion_metrics,
         registration=registration,

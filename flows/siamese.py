@@ -5,6 +5,7 @@ download x4 -> IDX to Parquet -> index pairs -> train -> evaluate (+ champion) -
 
 from __future__ import annotations
 
+import time
 from typing import Literal
 
 from prefect import flow
@@ -19,7 +20,7 @@ from lib.core.settings import load_settings
 from lib.siamese.constants import TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS
 from lib.siamese.spec import SPEC
 from tasks.descriptors import Candidate, RunSummary
-from tasks.download import download
+from tasks.download import download, fetched_by
 from tasks.registry import check_registry
 from tasks.siamese import evaluate, evaluate_champion, idx_to_parquet, make_pairs, train
 
@@ -51,11 +52,14 @@ def siamese_pipeline(params: SiameseParameters | None = None) -> RunSummary:
 
 def _steps(params: SiameseParameters) -> RunSummary:
     """The pipeline itself; `siamese_pipeline` runs it under `run_cleanly`."""
-    train_table = idx_to_parquet(download(TRAIN_IMAGES), download(TRAIN_LABELS), "train")
-    test_table = idx_to_parquet(download(TEST_IMAGES), download(TEST_LABELS), "test")
+    raw = (TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS)
+    files = {remote.name: download(remote) for remote in raw}
+    train_table = idx_to_parquet(files[TRAIN_IMAGES.name], files[TRAIN_LABELS.name], "train")
+    test_table = idx_to_parquet(files[TEST_IMAGES.name], files[TEST_LABELS.name], "test")
     pairs = make_pairs(train_table, test_table, params.seed)
     check_registry(SPEC)  # before training, which a registry that is down would waste
     recipe = SPEC.recipe(params.preset, params.epochs)
+    training_started = time.time()  # the MLflow run spans train, evaluate and register
     trained = train(train_table, pairs, recipe, params.preset, params.seed)
     candidate = Candidate(
         trained=trained,
@@ -67,11 +71,13 @@ def _steps(params: SiameseParameters) -> RunSummary:
             "data.test_sha256": test_table.table.sha256,
             "data.test_pairs_sha256": pairs.test.sha256,
         },
+        started_at=training_started,
         test_data=(test_table.table.path, pairs.test.path),
         data={
             "train images": f"{train_table.rows} (sha256 {train_table.table.sha256[:12]})",
             "test images": f"{test_table.rows} (sha256 {test_table.table.sha256[:12]})",
             "test pairs": pairs.test.sha256[:12],
+            **{name: fetched_by(ref) for name, ref in files.items()},
         },
     )
     champion = rival(SPEC, candidate)

@@ -86,6 +86,8 @@ class Candidate(_Descriptor):
         reference: what the model learned from, in the form its version carries it (the
             energy training rows): serving checks inputs against it, drift checks compare
             new data with it. None where a pipeline has none yet.
+        started_at: when the flow run reached training (seconds since the epoch): where the
+            MLflow run of the candidate begins.
     """
 
     trained: TrainedModel
@@ -96,6 +98,7 @@ class Candidate(_Descriptor):
     data: dict[str, str]
     test_data: tuple[str, ...]
     reference: FileRef | None = None
+    started_at: float | None = None
 
     @property
     def candidate_id(self) -> str:

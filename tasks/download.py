@@ -8,13 +8,14 @@ within one deadline per file; task retries on top would multiply its attempts (3
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from prefect import task
 from prefect.context import TaskRunContext
 from prefect.logging import get_run_logger
 
-from lib.core.fetch import fetch, fetch_source, local_source
+from lib.core.fetch import fetch, fetch_source, fetched_from, local_source
 from lib.core.hashing import sha256_file
 from lib.core.refs import FileRef
 from lib.core.remote import RemoteFile
@@ -38,6 +39,15 @@ def download(remote: RemoteFile) -> FileRef:
     get_run_logger().info("%s ready at %s", remote.name, path)
     sha256 = remote.sha256 or FileRef.of(path).sha256
     return FileRef(path=str(path), sha256=sha256, origin=remote.name)
+
+
+def fetched_by(ref: FileRef) -> str:
+    """What provided a downloaded file's bytes, for reports: a mirror's path, or the URL.
+
+    With a mirror set that is the mirror, not the published URL; a file already in the raw
+    store is named as kept there when where it came from was never recorded.
+    """
+    return fetched_from(Path(ref.path)) or f"{ref.path} (kept from an earlier download)"
 
 
 @dataclass

@@ -39,7 +39,7 @@ def client_for(spec: ModelSpec) -> Any:
     from lib.core.registry import connect
 
     settings = load_settings()
-    return connect(settings.tracking_uri, spec.pipeline, settings.home / "mlartifacts")
+    return connect(settings.tracking_uri, spec.pipeline, settings.artifact_root)
 
 
 def check_registry(spec: ModelSpec) -> None:
@@ -192,6 +192,23 @@ def _current_rival(
     return score_champion(spec, current, candidate.test_data)
 
 
+def flow_run_tags() -> dict[str, str]:
+    """The Prefect flow run this is part of, by id and UI link: MLflow's way back to Prefect.
+
+    The link names the server of `PREFECT_API_URL` (or `PREFECT_UI_URL`); runs on Prefect's
+    temporary API are shown by `trainflow ui`'s Prefect server, its default address.
+    """
+    from prefect.runtime import flow_run
+    from prefect.utilities.urls import url_for
+
+    from lib.core.registry import FLOW_RUN_ID_TAG, FLOW_RUN_URL_TAG
+
+    if flow_run.id is None:
+        return {}
+    url = url_for("flow-run", obj_id=flow_run.id, default_base_url=load_settings().prefect_ui_url)
+    return {FLOW_RUN_ID_TAG: flow_run.id, **({FLOW_RUN_URL_TAG: url} if url else {})}
+
+
 def _register(
     spec: ModelSpec, client: Any, candidate: Candidate, rival: ChampionRef | None
 ) -> Registration:
@@ -222,10 +239,13 @@ def _register(
             tags={
                 **candidate.tags,
                 **{tag: repr(metrics[key]) for tag, key in spec.version_tags.items()},
+                **flow_run_tags(),
             },
             artifacts=[Path(plot.path) for plot in candidate.evaluation.plots],
             model_config={key: metrics[name] for key, name in spec.model_config.items()} or None,
             reference=Path(candidate.reference.path) if candidate.reference else None,
+            started_at=candidate.started_at,
+            description=spec.description,
         ),
         promote=decision.promote,
         reason=reason,

@@ -30,6 +30,22 @@ def _image(ref: FileRef) -> str:
     return f"![{Path(ref.path).stem}](data:image/png;base64,{encoded})"
 
 
+def counts(sizes: Mapping[str, int]) -> str:
+    """Sizes by part, as a person reads them: "train 537 · validation 77 · test 154"."""
+    return " · ".join(f"{part} {size}" for part, size in sizes.items())
+
+
+def shown(value: object) -> str:
+    """A parameter as a person reads it: no Python reprs (`None`, `{...}`) in a report."""
+    if value is None:
+        return "not set"
+    if isinstance(value, Mapping):
+        return " · ".join(f"{key} {shown(item)}" for key, item in value.items())
+    if isinstance(value, list | tuple):
+        return ", ".join(map(shown, value))
+    return str(value)
+
+
 def metrics_rows(
     candidate: Mapping[str, float], champion: Mapping[str, float] | None
 ) -> list[dict[str, str]]:
@@ -75,7 +91,7 @@ def publish_report(
         "## Data",
         *[f"- {key}: `{value}`" for key, value in data.items()],
         "## Parameters",
-        *[f"- {key}: `{value}`" for key, value in parameters.items()],
+        *[f"- {key}: `{shown(value)}`" for key, value in parameters.items()],
         "## Metrics on the test data",
         table,
         "## Plots",

@@ -32,6 +32,7 @@ from urllib.request import url2pathname
 import filelock
 import httpx
 
+from lib.core.atomic import atomic_path
 from lib.core.errors import ExpectedError, InputError, SourceNotFoundError
 from lib.core.faults import fault_point
 from lib.core.hashing import sha256_file
@@ -69,6 +70,8 @@ HTTP_SCHEMES = ("http", "https")
 # and byte offsets for resuming.
 REQUEST_HEADERS = {"Accept-Encoding": "identity"}
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-\d+/(\d+|\*)")
+ORIGIN_SUFFIX = ".origin"
+"""Beside a verified pinned file: the mirror or URL its bytes came from (`fetched_from`)."""
 MIRROR_HINT = f"set {MIRROR_VARIABLE}=/path/to/mirror or a base URL to use a copy"
 
 Progress = Callable[[int, int | None], None]
@@ -353,6 +356,7 @@ def _fetch_from_sources(
             continue
         if digest == expected:
             _promote(partial, final)
+            _note_origin(final, label)
             logger.info("%s: verified and stored at %s", remote.name, final)
             return final
         logger.info("%s: checksum mismatch from %s (sha256 %s)", remote.name, label, digest)
@@ -678,6 +682,24 @@ def _promote(partial: Path, final: Path) -> None:
         os.fsync(handle.fileno())
     final.parent.mkdir(parents=True, exist_ok=True)
     os.replace(partial, final)
+
+
+def fetched_from(path: Path) -> str | None:
+    """The mirror or URL that delivered the verified file at `path`; None if not recorded.
+
+    A report says what really provided the bytes: with a mirror set that is the mirror, not
+    the published URL. None for a file promoted from an earlier run's complete partial
+    download, or stored before the source was noted.
+    """
+    try:
+        return path.with_name(path.name + ORIGIN_SUFFIX).read_text(encoding="utf-8").strip() or None
+    except OSError:
+        return None
+
+
+def _note_origin(final: Path, label: str) -> None:
+    with atomic_path(final.with_name(final.name + ORIGIN_SUFFIX)) as temporary:
+        temporary.write_text(label, encoding="utf-8")
 
 
 def _is_verified(path: Path, expected: str) -> bool:

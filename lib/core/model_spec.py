@@ -35,6 +35,8 @@ class ModelSpec:
             `model_config` (e.g. the calibrated threshold), by model_config key.
         version_tags: metrics of the evaluation also set as tags on the model version,
             by tag name, for whoever reads the registry without loading the model.
+        description: what the model predicts from what (inputs, outputs): the registered
+            model's description in MLflow, for whoever finds it there first.
     """
 
     pipeline: str
@@ -45,6 +47,7 @@ class ModelSpec:
     scorer: str
     model_config: Mapping[str, str] = field(default_factory=dict)
     version_tags: Mapping[str, str] = field(default_factory=dict)
+    description: str = ""
 
     def model_code(self) -> Path:
         """The file of `python_model`, found without running it (running it sets the model)."""

@@ -26,7 +26,9 @@ import httpx
 import mlflow
 from filelock import FileLock, Timeout
 from mlflow import MlflowClient
+from mlflow.entities import ViewType
 from mlflow.entities.model_registry import ModelVersion
+from mlflow.environment_variables import MLFLOW_EXPERIMENT_ID
 from mlflow.exceptions import MlflowException
 from mlflow.models import Model
 from mlflow.models.model import MODEL_CODE_PATH
@@ -52,6 +54,14 @@ HOST_TAG = "trainflow.host"
 PID_TAG = "trainflow.pid"
 HOME_TAG = "trainflow.home"
 """Run tags naming the process that registers: how a run it left RUNNING is recognised."""
+FLOW_RUN_ID_TAG = "trainflow.prefect_flow_run_id"
+FLOW_RUN_URL_TAG = "trainflow.prefect_flow_run_url"
+"""Run and version tags: the Prefect flow run that trained the candidate, the way back to it."""
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+MODEL_TRAINING_KIND = "custom_model_development"
+"""The experiment kind MLflow 3's UI opens on its model-training views (runs, metrics), not
+on the GenAI ones (traces) it shows an experiment of no kind."""
+DEFAULT_EXPERIMENT = "Default"
 PROMOTION_LOCK_SECONDS = 1800.0
 SQLITE_PREFIX = "sqlite:///"
 """Longest wait for another run's promotion (it scores a champion and logs a model)."""
@@ -126,15 +136,58 @@ def _connect(tracking_uri: str, experiment: str, artifact_root: Path) -> MlflowC
     with _creating_database(tracking_uri):
         client = open_client(tracking_uri)
         found = client.get_experiment_by_name(experiment)  # creates a new database's tables
+        if tracking_uri.startswith(SQLITE_PREFIX):
+            _retire_default_experiment(client)
     if found is None:
         artifact_root.mkdir(parents=True, exist_ok=True)
         try:
-            client.create_experiment(experiment, artifact_location=artifact_root.as_uri())
+            client.create_experiment(
+                experiment,
+                artifact_location=artifact_root.as_uri(),
+                tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING_KIND},
+            )
         except MlflowException:
             if client.get_experiment_by_name(experiment) is None:  # lost a race: fine
                 raise
+    elif EXPERIMENT_KIND_TAG not in found.tags:  # made before trainflow set the kind
+        client.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND)
     mlflow.set_experiment(experiment)
     return client
+
+
+def _retire_default_experiment(client: MlflowClient) -> None:
+    """Delete the empty "Default" experiment a new SQLite store creates for itself.
+
+    trainflow logs into one experiment per pipeline; "Default" would only sit first in the
+    UI, empty, with an artifact location relative to whichever directory created the store.
+    One that holds runs (someone logged there) is kept.
+    """
+    default = client.get_experiment_by_name(DEFAULT_EXPERIMENT)
+    if default is None or default.lifecycle_stage != "active":
+        return
+    if not client.search_runs([default.experiment_id], max_results=1, run_view_type=ViewType.ALL):
+        client.delete_experiment(default.experiment_id)
+
+
+def experiment_ids(
+    tracking_uri: str, experiments: Sequence[str], artifact_root: Path
+) -> dict[str, str]:
+    """Each experiment's id, made as `connect` makes it when missing: what UI links point to.
+
+    Raises:
+        RegistryError: the registry cannot be opened or does not answer.
+    """
+    ids = {}
+    for experiment in experiments:
+        client = connect(tracking_uri, experiment, artifact_root)
+        try:
+            found = client.get_experiment_by_name(experiment)
+        except REGISTRY_FAILURES as error:
+            raise _registry_error(f"read experiment '{experiment}'", error, tracking_uri) from error
+        if found is None:  # deleted by someone else since `connect` made it
+            raise RegistryError(f"Could not find experiment '{experiment}' at {tracking_uri}")
+        ids[experiment] = found.experiment_id
+    return ids
 
 
 class RegistryError(ExpectedError, RuntimeError):
@@ -251,6 +304,9 @@ class Candidate:
 
     `model_code` is the models-from-code file (it calls `mlflow.models.set_model`); MLflow
     copies it into the version, so the version keeps the code it was registered with.
+    `started_at` (seconds since the epoch) is when training began: the run spans train,
+    evaluate and register, not registration alone. `description` says what the model
+    predicts from what; it describes the registered model and opens each version's.
     """
 
     candidate_id: str
@@ -263,6 +319,8 @@ class Candidate:
     artifacts: Sequence[Path]
     model_config: Mapping[str, Any] | None = None
     reference: Path | None = None
+    started_at: float | None = None
+    description: str = ""
 
 
 def register(
@@ -307,7 +365,8 @@ def _log_and_register(
 ) -> tuple[str, str]:
     """Log the candidate's run and model, register a version; return version and run id."""
     owner = {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid()), HOME_TAG: str(home)}
-    with mlflow.start_run(run_name=f"{name}-{candidate.candidate_id[:8]}", tags=owner) as run:
+    run_name = f"{name}-{candidate.candidate_id[:8]}"
+    with mlflow.start_run(run_id=_begin_run(run_name, owner, candidate.started_at)) as run:
         mlflow.log_params({key: _param(value) for key, value in candidate.params.items()})
         mlflow.log_metrics(dict(candidate.metrics))
         for key, values in candidate.history.items():
@@ -317,7 +376,7 @@ def _log_and_register(
         for artifact in candidate.artifacts:
             mlflow.log_artifact(str(artifact), artifact_path="plots")
         info = mlflow.pyfunc.log_model(
-            name="model",
+            name=name,
             python_model=str(candidate.model_code),  # a path: models from code, no pickle
             artifacts=_model_artifacts(candidate),
             model_config=dict(candidate.model_config) if candidate.model_config else None,
@@ -337,6 +396,30 @@ def _model_artifacts(candidate: Candidate) -> dict[str, str]:
     if candidate.reference is not None:
         artifacts[REFERENCE_ARTIFACT] = str(candidate.reference)
     return artifacts
+
+
+def _begin_run(run_name: str, tags: Mapping[str, str], started_at: float | None) -> str:
+    """Create a run of the active experiment that began at `started_at`; return its id.
+
+    `mlflow.start_run` stamps the moment it is called, so it cannot begin a run in the past.
+    """
+    start_time = None if started_at is None else int(started_at * 1000)
+    experiment_id = MLFLOW_EXPERIMENT_ID.get()  # set by `mlflow.set_experiment` in `connect`
+    run = MlflowClient().create_run(
+        experiment_id, start_time=start_time, tags=dict(tags), run_name=run_name
+    )
+    return run.info.run_id
+
+
+def _version_description(candidate: Candidate, promote: bool, reason: str) -> str:
+    """What the version is, what was decided and why: the first thing its page shows."""
+    decision = "Promoted to champion" if promote else "Not promoted; the champion stays"
+    metrics = ", ".join(f"{key} {value:.4g}" for key, value in candidate.metrics.items())
+    return "\n\n".join(
+        part
+        for part in (candidate.description, f"{decision}: {reason}.", f"Test metrics: {metrics}.")
+        if part
+    )
 
 
 def _record_decision(
@@ -359,6 +442,11 @@ def _record_decision(
     }
     for tag, text in version_tags.items():
         client.set_model_version_tag(name, version, tag, text)
+    if candidate.description:
+        client.update_registered_model(name, description=candidate.description)
+    client.update_model_version(
+        name, version, description=_version_description(candidate, promote, reason)
+    )
     if promote:
         client.set_registered_model_alias(name, CHAMPION_ALIAS, version)
     client.set_model_version_tag(
@@ -473,6 +561,20 @@ def download_reference(model_uri: str, folder: Path) -> Path | None:
 def model_version_url(ui_url: str, name: str, version: str) -> str:
     """The MLflow UI page of one model version (the UI routes after `#`)."""
     return f"{ui_url.rstrip('/')}/#/models/{quote(name, safe='')}/versions/{version}"
+
+
+def experiment_runs_url(ui_url: str, experiment_id: str) -> str:
+    """The MLflow UI's table of an experiment's runs, in its model-training view.
+
+    MLflow 3's UI opens on its GenAI views unless told otherwise: the `workflowType` query
+    switches it to "machine learning" (runs, metrics, models), whatever it showed last.
+    """
+    return f"{ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+
+
+def registered_models_url(ui_url: str) -> str:
+    """The MLflow UI's list of registered models."""
+    return f"{ui_url.rstrip('/')}/#/models"
 
 
 def _param(value: Any) -> str:

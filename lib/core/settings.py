@@ -42,6 +42,11 @@ class Settings:
         return self.home / "raw"
 
     @property
+    def artifact_root(self) -> Path:
+        """Where MLflow stores the runs' artifacts and the registered models' files."""
+        return self.home / "mlartifacts"
+
+    @property
     def scratch_dir(self) -> Path:
         """Throwaway folders (a registered model downloaded to be loaded).
 
@@ -55,6 +60,15 @@ class Settings:
         if self.tracking_uri.startswith(("http://", "https://")):
             return self.tracking_uri.rstrip("/")
         return f"http://{UI_HOST}:{MLFLOW_UI_PORT}"
+
+    @property
+    def prefect_ui_url(self) -> str:
+        """Where `trainflow ui` shows the runs of Prefect's temporary API (same `PREFECT_HOME`).
+
+        Only the fallback: with `PREFECT_API_URL` (or `PREFECT_UI_URL`) set, Prefect's own
+        settings name that server's UI and take precedence.
+        """
+        return f"http://{UI_HOST}:{PREFECT_UI_PORT}"
 
 
 def load_settings(environ: dict[str, str] | None = None) -> Settings:

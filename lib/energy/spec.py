@@ -13,4 +13,11 @@ SPEC = ModelSpec(
     python_model="lib.energy.pyfunc_model",
     presets=PRESETS,
     scorer="lib.energy.evaluate:score_pyfunc",
+    description=(
+        "Predicts a building's heating load Y1 and cooling load Y2 (kWh/m²) from its eight "
+        "design features, trained on the UCI ENB2012 data. Input: a table with columns X1..X8 "
+        "in the workbook's units (relative compactness, surface, wall and roof areas, overall "
+        "height, orientation code 2-5, glazing area, glazing distribution code 0-5); other "
+        "columns are ignored. Output: columns Y1 and Y2, one row per input row."
+    ),
 )

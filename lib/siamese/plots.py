@@ -13,6 +13,7 @@ from lib.siamese.pairs import Pairs
 HISTOGRAM_BINS = 50
 HEADROOM = 1.05  # the histograms' x axis reaches a little past the largest distance
 PAIR_GRID_COLUMNS = 4
+PAIR_GRID_HEADER = 0.5  # inches above the panels for the figure's title
 
 
 def distance_histograms(
@@ -70,14 +71,17 @@ def pair_grid(
     target: Path,
     n: int = 12,
 ) -> Path:
-    """The first `n` pairs side by side, titled with distance, verdict and truth."""
+    """The first `n` pairs side by side, each titled with the prediction and the truth."""
     return save_figure(pair_grid_figure(images, pairs, distances, threshold, n), target)
 
 
 def pair_grid_figure(
     images: np.ndarray, pairs: Pairs, distances: np.ndarray, threshold: float, n: int = 12
 ) -> Figure:
-    """The figure `pair_grid` writes; a title in red marks a wrong verdict.
+    """The figure `pair_grid` writes; a panel titled in red is a wrong prediction.
+
+    Each panel's title says which word is the model's ("prediction", with the distance it
+    came from) and which the data's ("truth"): a bare "same (ok)" left a reader guessing.
 
     Raises:
         ValueError: when `n` < 1 or `distances` does not have one value per pair.
@@ -93,7 +97,12 @@ def pair_grid_figure(
     shown = min(n, len(pairs))
     rows = -(-shown // PAIR_GRID_COLUMNS)
     columns = min(shown, PAIR_GRID_COLUMNS)
-    figure = Figure(figsize=(2.6 * columns, 1.7 * rows))
+    figure = Figure(figsize=(2.6 * columns, 2.0 * rows + PAIR_GRID_HEADER))
+    figure.suptitle(
+        f"Test pairs, left | right: prediction 'same' when distance d < {threshold:.3g}; "
+        "red = wrong prediction",
+        fontsize=10,
+    )
     for k in range(shown):
         axes = figure.add_subplot(rows, columns, k + 1)
         # Left and right image side by side with a one-pixel white gutter.
@@ -106,12 +115,14 @@ def pair_grid_figure(
         )
         said_same = bool(distances[k] < threshold)
         truly_same = bool(pairs.label[k])
-        verdict = "same" if said_same else "different"
-        mark = "ok" if said_same == truly_same else "WRONG"
         axes.set_title(
-            f"d={distances[k]:.2f} {verdict} ({mark})",
+            f"prediction: {_word(said_same)} (d={distances[k]:.2f})\ntruth: {_word(truly_same)}",
             fontsize=9,
             color="black" if said_same == truly_same else "red",
         )
         axes.set_axis_off()
     return figure
+
+
+def _word(same: bool) -> str:
+    return "same" if same else "different"

@@ -15,4 +15,11 @@ SPEC = ModelSpec(
     scorer="lib.siamese.evaluate:score_pyfunc",
     model_config={THRESHOLD_KEY: "threshold"},
     version_tags={THRESHOLD_TAG: "threshold"},
+    description=(
+        "Tells whether two Fashion-MNIST images show the same kind of article (a siamese "
+        "network trained on 28x28 grayscale images). Input: a table with columns `left` and "
+        "`right`, each cell 784 pixel values 0-255 (light garment on black). Output: "
+        "`distance` between the two embeddings and `same`, true when the distance is below "
+        f"the threshold calibrated on validation pairs (tag {THRESHOLD_TAG})."
+    ),
 )

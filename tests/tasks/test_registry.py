@@ -1,4 +1,5 @@
-"""Registry task helpers: the champion that is this candidate, and champions set aside."""
+"""Registry task helpers: the champion that is this candidate, champions set aside, and the
+tags that lead from an MLflow run back to its Prefect flow run."""
 
 from __future__ import annotations
 
@@ -8,10 +9,13 @@ from pathlib import Path
 
 import pytest
 from prefect import flow
+from prefect.runtime import flow_run
+from prefect.settings import PREFECT_UI_URL, temporary_settings
 
+from lib.core.registry import FLOW_RUN_ID_TAG, FLOW_RUN_URL_TAG
 from lib.energy.spec import SPEC
 from tasks.descriptors import Candidate, ChampionRef, Evaluation, TrainedModel
-from tasks.registry import score_champion, scored_if_same
+from tasks.registry import flow_run_tags, score_champion, scored_if_same
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -60,3 +64,18 @@ def test_a_champion_that_cannot_be_scored_is_set_aside_with_the_reason(tmp_path:
     assert scored.problem is not None and scored.problem.startswith(
         "champion v7 could not be scored"
     )
+
+
+def test_flow_run_tags_name_the_flow_run_and_its_page_in_the_prefect_ui() -> None:
+    @flow
+    def tagged() -> tuple[dict[str, str], str]:
+        return flow_run_tags(), str(flow_run.id)
+
+    with temporary_settings(updates={PREFECT_UI_URL: "http://prefect.example:4200"}):
+        tags, run_id = tagged()
+
+    assert tags == {
+        FLOW_RUN_ID_TAG: run_id,
+        FLOW_RUN_URL_TAG: f"http://prefect.example:4200/runs/flow-run/{run_id}",
+    }
+    assert flow_run_tags() == {}  # outside a flow run there is nothing to link

@@ -12,7 +12,7 @@ from prefect import flow
 from lib.core.plots import save_figure
 from lib.core.refs import FileRef
 from lib.core.registry import Registration
-from tasks.report import metrics_rows, publish_report
+from tasks.report import counts, metrics_rows, publish_report, shown
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -43,8 +43,8 @@ def test_the_report_says_what_was_decided_and_shows_the_plots(tmp_path: Path) ->
     def report() -> str:
         return publish_report(
             "energy",
-            data={"rows": "768"},
-            parameters={"seed": 0},
+            data={"rows": "768", "split": counts({"train": 537, "validation": 77, "test": 154})},
+            parameters={"seed": 0, "epochs": None, "layers": [64, 32]},
             candidate={"mean_rmse": 0.4},
             champion={"mean_rmse": 0.5},
             registration=registration,
@@ -55,5 +55,16 @@ def test_the_report_says_what_was_decided_and_shows_the_plots(tmp_path: Path) ->
     assert "# energy: energy-efficiency version 3" in markdown
     assert "**Decision:** promoted to champion. Candidate beats champion." in markdown
     assert "| mean_rmse | 0.4000 | 0.5000 |" in markdown
+    assert "- split: `train 537 · validation 77 · test 154`" in markdown
+    assert "- epochs: `not set`" in markdown and "- layers: `64, 32`" in markdown
+    words = markdown.split("## Plots")[0]  # the base64 of a picture may spell anything
+    assert "None" not in words and "{" not in words  # no Python reprs
     assert "](data:image/png;base64," in markdown
     assert "/#/models/energy-efficiency/versions/3)" in markdown
+
+
+def test_values_read_as_words_not_python_reprs() -> None:
+    assert shown(None) == "not set"
+    assert shown({"train": 537, "test": 154}) == "train 537 · test 154"
+    assert shown(("X6", "X8")) == "X6, X8"
+    assert shown(0.5) == "0.5"

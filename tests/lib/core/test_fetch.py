@@ -26,6 +26,7 @@ from lib.core.fetch import (
     DownloadError,
     fetch,
     fetch_source,
+    fetched_from,
     local_source,
     lock_path,
     partial_path,
@@ -613,6 +614,7 @@ def test_fetch_returns_an_existing_verified_file_without_requests(
     final_path(tmp_path).write_bytes(PAYLOAD)
     assert fetch(remote(url), tmp_path, backoff=FAST_BACKOFF) == final_path(tmp_path)
     assert server.count() == 0
+    assert fetched_from(final_path(tmp_path)) is None  # stored before sources were noted
 
 
 def test_fetch_replaces_a_corrupted_final_file(server: Script, tmp_path: Path) -> None:
@@ -664,6 +666,7 @@ def test_fetch_reads_a_local_mirror_before_any_url(
     path = fetch(remote(url), tmp_path / "raw", (where,), backoff=FAST_BACKOFF)
     assert path.read_bytes() == PAYLOAD
     assert server.count() == 0
+    assert fetched_from(path) == str(mirror / MIRROR_PATH)  # what a report names as source
 
 
 def test_fetch_reads_an_http_mirror(server: Script, tmp_path: Path) -> None:
@@ -680,6 +683,7 @@ def test_fetch_enforces_checksums_on_mirrors(server: Script, tmp_path: Path, mir
     path = fetch(remote(url), tmp_path / "raw", (str(mirror),), backoff=FAST_BACKOFF)
     assert path.read_bytes() == PAYLOAD
     assert server.count("/a") == 1
+    assert fetched_from(path) == url  # the mirror's wrong bytes were not used
 
 
 def test_fetch_skips_a_mirror_without_the_file(server: Script, tmp_path: Path) -> None:

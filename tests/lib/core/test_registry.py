@@ -33,8 +33,10 @@ from lib.core.registry import (
     CHAMPION_ALIAS,
     CODE_LOADER,
     DECISION_TAG,
+    EXPERIMENT_KIND_TAG,
     HOME_TAG,
     HOST_TAG,
+    MODEL_TRAINING_KIND,
     PID_TAG,
     REASON_TAG,
     Candidate,
@@ -43,12 +45,15 @@ from lib.core.registry import (
     champion,
     connect,
     end_orphaned_runs,
+    experiment_ids,
+    experiment_runs_url,
     find_candidate,
     is_code_model,
     load_pyfunc,
     model_version_url,
     promotion_lock,
     register,
+    registered_models_url,
 )
 from lib.core.training import save_model
 from lib.energy.constants import FEATURES, TARGETS
@@ -71,6 +76,13 @@ SEED = 5
 TOLERANCE = 1e-5
 PIP_REQUIREMENTS = ("tensorflow", "keras", "mlflow", "pandas")
 CHAMPION_URI = f"models:/{NAME}@{CHAMPION_ALIAS}"
+MLFLOW_GLOBALS = (
+    "mlflow.tracking._tracking_service.utils._tracking_uri",
+    "mlflow.tracking._model_registry.utils._registry_uri",
+    "mlflow.tracking.fluent._active_experiment_id",
+)
+TRAINING_STARTED = 1_790_000_000.25  # seconds since the epoch: when "training" began
+DESCRIPTION = "Predicts Y1 and Y2 from X1..X8."
 
 # The fixture's models are saved untrained, so their optimizers have no slots to restore.
 pytestmark = pytest.mark.filterwarnings("ignore:Skipping variable loading for optimizer")
@@ -105,6 +117,8 @@ def _candidate(candidate_id: str, keras_path: Path, rmse: float, plot: Path) -> 
         history={"loss": [3.0, 2.0, 1.5]},
         tags={"trainflow.data_sha256": "d" * 64},
         artifacts=[plot],
+        started_at=TRAINING_STARTED,
+        description=DESCRIPTION,
     )
 
 
@@ -133,9 +147,8 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recorded]:
         # inherit); record the originals so later test modules start clean.
         patch.setenv("MLFLOW_TRACKING_URI", uri)
         patch.setenv("MLFLOW_EXPERIMENT_ID", "")
-        patch.setattr("mlflow.tracking._tracking_service.utils._tracking_uri", None)
-        patch.setattr("mlflow.tracking._model_registry.utils._registry_uri", None)
-        patch.setattr("mlflow.tracking.fluent._active_experiment_id", None)
+        for process_wide in MLFLOW_GLOBALS:
+            patch.setattr(process_wide, None)
         patch.chdir(root)  # anything MLflow writes relative to the cwd stays in the temp dir
         client = connect(uri, EXPERIMENT, root / "artifacts")
 
@@ -233,6 +246,65 @@ def test_the_run_holds_params_metrics_history_and_plots(registry: Recorded) -> N
     plots = registry.client.list_artifacts(registry.second.run_id, "plots")
     assert [Path(item.path).name for item in plots] == ["learning_curves.png"]
     assert str(registry.root / "artifacts") in run.info.artifact_uri  # not ./mlruns
+
+
+def test_the_run_spans_training_to_registration(registry: Recorded) -> None:
+    run = registry.client.get_run(registry.second.run_id).info
+    assert run.start_time == int(TRAINING_STARTED * 1000)  # not when registration began
+    assert run.status == "FINISHED" and run.end_time > run.start_time
+
+
+def test_the_logged_model_is_named_after_the_model(registry: Recorded) -> None:
+    [output] = registry.client.get_run(registry.second.run_id).outputs.model_outputs
+    assert registry.client.get_logged_model(output.model_id).name == NAME  # not "model"
+
+
+def test_descriptions_say_what_the_model_does_and_what_was_decided(registry: Recorded) -> None:
+    assert registry.client.get_registered_model(NAME).description == DESCRIPTION
+    first = registry.client.get_model_version(NAME, registry.first.version)
+    assert first.description == (
+        f"{DESCRIPTION}\n\nNot promoted; the champion stays: candidate r2=0.5 fails the floor "
+        ">= 0.9.\n\nTest metrics: rmse 2, r2 0.95."
+    )
+    second = registry.client.get_model_version(NAME, registry.second.version)
+    assert "\n\nPromoted to champion: no champion yet; rmse=1." in second.description
+
+
+def test_the_ui_shows_only_the_experiment_and_as_model_training(registry: Recorded) -> None:
+    # The store's own empty "Default" (its artifacts relative to a working directory) is gone.
+    [experiment] = registry.client.search_experiments()
+    assert experiment.name == EXPERIMENT
+    assert experiment.tags[EXPERIMENT_KIND_TAG] == MODEL_TRAINING_KIND
+    assert experiment_ids(registry.uri, [EXPERIMENT], registry.root / "artifacts") == {
+        EXPERIMENT: experiment.experiment_id
+    }
+
+
+def test_a_default_experiment_with_runs_is_kept_and_old_experiments_get_their_kind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for process_wide in MLFLOW_GLOBALS:  # `connect` sets them; the module's registry needs them
+        monkeypatch.setattr(process_wide, None)
+    uri = f"sqlite:///{tmp_path}/old.db"
+    for variable in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_ID"):
+        monkeypatch.setenv(variable, "")  # restored after the test, as `connect` changes them
+    client = MlflowClient(tracking_uri=uri)
+    client.create_run("0")  # someone logged into "Default"
+    old = client.create_experiment("old", artifact_location=(tmp_path / "old").as_uri())
+
+    connect(uri, "old", tmp_path / "artifacts")
+
+    assert client.get_experiment("0").lifecycle_stage == "active"
+    assert client.get_experiment(old).tags[EXPERIMENT_KIND_TAG] == MODEL_TRAINING_KIND
+
+
+def test_ui_links_open_the_runs_in_the_training_view_and_the_models_list() -> None:
+    assert (
+        experiment_runs_url("http://127.0.0.1:5000/", "7")
+        == "http://127.0.0.1:5000/#/experiments/7/runs?workflowType=machine_learning"
+    )
+    assert registered_models_url("http://127.0.0.1:5000") == "http://127.0.0.1:5000/#/models"
 
 
 def test_registering_the_same_candidate_again_adds_no_version(registry: Recorded) -> None:

@@ -81,18 +81,21 @@ def test_pair_grid_writes_a_png(tmp_path: Path) -> None:
     _assert_whole_png(target)
 
 
-def test_pair_grid_titles_give_distance_verdict_and_mark_mistakes() -> None:
+def test_pair_grid_titles_say_prediction_and_truth_and_mark_mistakes() -> None:
     images = RNG.integers(0, 256, size=(4, 28, 28), dtype=np.uint8)
     # labels 1, 0, 1, 0; distances make pair 0 right (same), 1 wrong (called same),
     # 2 wrong (called different), 3 right (different).
     figure = pair_grid_figure(images, _pairs(4), np.array([0.1, 0.2, 0.9, 0.8]), 0.5)
     titles = [axes.get_title() for axes in figure.axes]
     assert titles == [
-        "d=0.10 same (ok)",
-        "d=0.20 same (WRONG)",
-        "d=0.90 different (WRONG)",
-        "d=0.80 different (ok)",
+        "prediction: same (d=0.10)\ntruth: same",
+        "prediction: same (d=0.20)\ntruth: different",
+        "prediction: different (d=0.90)\ntruth: same",
+        "prediction: different (d=0.80)\ntruth: different",
     ]
+    assert figure.get_suptitle() == (
+        "Test pairs, left | right: prediction 'same' when distance d < 0.5; red = wrong prediction"
+    )
     colours = [axes.title.get_color() for axes in figure.axes]
     assert colours == ["black", "red", "red", "black"]
     # Each panel shows the left image, a one-pixel gutter, then the right image.
