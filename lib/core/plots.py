@@ -7,12 +7,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from lib.core.atomic import atomic_path
+
+if TYPE_CHECKING:
+    from lib.core.drift import DriftReport
 
 DPI = 100
 # Loss curves spanning more than this ratio are drawn on a log axis, so late epochs stay visible.
@@ -44,5 +48,25 @@ def learning_curves_figure(history: Mapping[str, Sequence[float]]) -> Figure:
     if values and max(values) / min(values) > LOG_SCALE_SPAN:
         axes.set_yscale("log")
     axes.set(title="learning curves", xlabel="epoch", ylabel="loss")
+    axes.legend()
+    return figure
+
+
+def psi_bars(report: DriftReport, target: Path) -> Path:
+    """PSI per column against the threshold line: which columns moved, and how far."""
+    return save_figure(psi_bars_figure(report), target)
+
+
+def psi_bars_figure(report: DriftReport) -> Figure:
+    """The figure `psi_bars` writes: flagged columns in red, the PSI threshold dashed."""
+    from lib.core.drift import PSI_THRESHOLD
+
+    names = [column.name for column in report.columns]
+    figure = Figure(figsize=(max(4.0, 0.7 * len(names) + 2), 4))
+    axes = figure.add_subplot(1, 1, 1)
+    colours = ["tab:red" if column.flagged else "tab:blue" for column in report.columns]
+    axes.bar(names, [column.psi for column in report.columns], color=colours)
+    axes.axhline(PSI_THRESHOLD, color="black", linestyle="--", label=f"PSI {PSI_THRESHOLD}")
+    axes.set(title=f"drift: {report.verdict()}"[:90], ylabel="PSI (red: flagged)")
     axes.legend()
     return figure
