@@ -103,6 +103,19 @@ class Candidate(_Descriptor):
         return self.trained.model.sha256
 
 
+class DriftRef(_Descriptor):
+    """Incoming data against the champion's reference: the verdict, its report and plot.
+
+    `report` (a `lib.core.drift.DriftReport` as JSON) and `plot` are None when nothing was
+    compared (no champion yet, or one without a reference); `summary` then says why.
+    """
+
+    drifted: bool
+    summary: str
+    report: FileRef | None = None
+    plot: FileRef | None = None
+
+
 class RunSummary(_Descriptor):
     """What one pipeline run did: what the flow returns and the CLI prints."""
 
@@ -116,3 +129,4 @@ class RunSummary(_Descriptor):
     champion_metrics: dict[str, float] | None
     epochs: int
     train_seconds: float
+    drift: str = ""

@@ -18,6 +18,7 @@ nothing about those. SciPy does the statistics; the rest is a few lines of NumPy
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -54,6 +55,8 @@ p-value keeps small samples from flagging noise (with 200 rows a side, D must re
 """
 NUMERIC = "numeric"
 CATEGORY = "category"
+REPORT_FILE = "drift.json"
+PLOT_FILE = "drift.png"
 
 
 @dataclass(frozen=True)
@@ -104,11 +107,12 @@ class DriftReport:
         return tuple(column.name for column in self.columns if column.flagged)
 
     def verdict(self) -> str:
-        """One line: drift or not, which columns, on how many rows."""
-        rows = f"{self.incoming_rows} rows against {self.reference_rows} reference rows"
-        if not self.drifted:
-            return f"no drift ({rows})"
-        return f"drift in {', '.join(self.flagged)} ({rows})"
+        """A few words: "no drift", or "drift in" and the flagged columns."""
+        return f"drift in {', '.join(self.flagged)}" if self.drifted else "no drift"
+
+    def sizes(self) -> str:
+        """How many rows each side held."""
+        return f"{self.incoming_rows} rows; {self.reference_rows} reference rows"
 
     def rows(self) -> list[dict[str, str]]:
         """The report as table rows of text, the same for the terminal and the run report."""
@@ -131,6 +135,17 @@ class DriftReport:
         with atomic_path(target) as temporary:
             temporary.write_text(self.to_json())
         return target
+
+
+def write_report(report: DriftReport, folder: Path) -> tuple[Path, Path]:
+    """The report as JSON and its PSI bars as PNG in `folder`: what a run shows.
+
+    The plot is drawn here, not by the caller, so that a cached drift step covers the
+    plotting code too (`lib.core.code_version` follows this import).
+    """
+    from lib.core.plots import psi_bars
+
+    return report.write(folder / REPORT_FILE), psi_bars(report, folder / PLOT_FILE)
 
 
 def shares_psi(reference: np.ndarray, incoming: np.ndarray) -> float:
@@ -162,7 +177,11 @@ def ks_test(reference: np.ndarray, incoming: np.ndarray) -> tuple[float, float]:
     """The two-sample KS statistic D and its p-value (`scipy.stats.ks_2samp`, two-sided)."""
     from scipy.stats import ks_2samp
 
-    result = ks_2samp(reference, incoming)
+    with warnings.catch_warnings():
+        # With many ties SciPy's exact p-value can fail; it says so on stderr and falls back
+        # to the asymptotic one, which is what we want anyway: no noise on the terminal.
+        warnings.filterwarnings("ignore", "ks_2samp: Exact calculation unsuccessful")
+        result = ks_2samp(reference, incoming)
     return float(result.statistic), float(result.pvalue)
 
 

@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 DPI = 100
 # Loss curves spanning more than this ratio are drawn on a log axis, so late epochs stay visible.
 LOG_SCALE_SPAN = 100
+# PSI bars reaching this many times the threshold get an axis linear up to the threshold and
+# logarithmic above: a PSI of 8 would otherwise flatten the bars that matter near 0.2.
+PSI_SYMLOG_SPAN = 5
 
 
 def save_figure(figure: Figure, target: Path) -> Path:
@@ -67,6 +70,8 @@ def psi_bars_figure(report: DriftReport) -> Figure:
     colours = ["tab:red" if column.flagged else "tab:blue" for column in report.columns]
     axes.bar(names, [column.psi for column in report.columns], color=colours)
     axes.axhline(PSI_THRESHOLD, color="black", linestyle="--", label=f"PSI {PSI_THRESHOLD}")
-    axes.set(title=f"drift: {report.verdict()}"[:90], ylabel="PSI (red: flagged)")
+    if max(column.psi for column in report.columns) > PSI_SYMLOG_SPAN * PSI_THRESHOLD:
+        axes.set_yscale("symlog", linthresh=PSI_THRESHOLD)
+    axes.set(title=f"{report.verdict()} ({report.sizes()})"[:90], ylabel="PSI (red: flagged)")
     axes.legend()
     return figure
