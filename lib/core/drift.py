@@ -22,11 +22,14 @@ import warnings
 from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from lib.core.atomic import atomic_path
+
+if TYPE_CHECKING:
+    import pandas as pd  # only annotated: `trainflow run` imports this module at start-up
 
 PSI_BINS = 10
 """Deciles of the reference: the usual choice, about 10 % of the reference rows per bin."""
@@ -119,10 +122,12 @@ class DriftReport:
         return [_row(column) for column in self.columns]
 
     def to_json(self) -> str:
+        """Every field as JSON: what `write` stores and `from_json` reads back."""
         return json.dumps(asdict(self), indent=1)
 
     @classmethod
     def from_json(cls, text: str) -> DriftReport:
+        """The report `to_json` wrote."""
         data = json.loads(text)
         columns = tuple(
             ColumnDrift(**{**column, "new_values": tuple(column["new_values"])})
