@@ -84,8 +84,9 @@ class Candidate(_Descriptor):
         test_data: the files the model spec's scorer scores any model on: the candidate's
             own test rows (or pairs), so a champion is judged on the same ones.
         reference: what the model learned from, in the form its version carries it (the
-            energy training rows): serving checks inputs against it, drift checks compare
-            new data with it. None where a pipeline has none yet.
+            energy training rows; a profile of the siamese training images, one row of
+            class, mean intensity and pixel std per image): serving checks inputs against
+            it, drift checks compare new data with it. None where a pipeline has none.
     """
 
     trained: TrainedModel
