@@ -52,6 +52,8 @@ PIPELINE_HELP = (
     "energy: building heating/cooling loads from the UCI ENB2012 workbook; siamese: "
     "Fashion-MNIST same-or-different; all: both, one after the other"
 )
+DRIFT_EXIT = 3
+"""`trainflow check`'s exit code when the data drifted (0: no drift, 1: invalid input)."""
 CHILD_POLL_SECONDS = 0.5
 CHILD_STOP_SECONDS = 15.0
 
@@ -106,6 +108,8 @@ def _print_summary(summary: RunSummary) -> None:
     verdict = "champion" if summary.promoted else "not promoted"
     print(f"{summary.pipeline}: {shown}")
     print(f"  {summary.model} v{summary.version} ({state}, {verdict}): {summary.reason}")
+    if summary.drift:
+        print(f"  drift {summary.drift}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -163,6 +167,44 @@ def predict_pair(args: argparse.Namespace) -> int:
     distance, same = predict_siamese(Path(args.left), Path(args.right), invert=args.invert)
     print(f"distance {distance:.4f}: {'same' if same else 'different'} kind of article")
     return 0
+
+
+def check(args: argparse.Namespace) -> int:
+    """New data against the champion's training data, without Prefect or TensorFlow.
+
+    Exit 0 when nothing drifted, `DRIFT_EXIT` when something did; invalid input and a
+    missing champion fail with exit 1 (in `main`) before anything is printed here.
+    """
+    import json
+    from dataclasses import asdict
+
+    from lib.core.drift import text_table
+
+    if args.pipeline == "siamese":
+        from lib.siamese.check import check_siamese
+        from lib.siamese.constants import MODEL_NAME
+
+        given = f"{args.images} + {args.labels}"
+        version, report = check_siamese(Path(args.images), Path(args.labels))
+    else:
+        from lib.energy.check import check_energy
+        from lib.energy.constants import MODEL_NAME
+
+        given = args.workbook
+        version, report = check_energy(Path(args.workbook))
+    reference = f"{MODEL_NAME} v{version}'s training data"
+    if report.drifted:
+        verdict = f"DRIFT: {given} differs from {reference} in {', '.join(report.flagged)}"
+    else:
+        verdict = f"no drift: {given} against {reference}"
+    verdict += f" ({report.sizes()})"
+    if args.json:
+        document = {"model": MODEL_NAME, "champion_version": version, "drifted": report.drifted}
+        print(json.dumps({**document, "verdict": verdict, **asdict(report)}, indent=1))
+    else:
+        print(text_table(report.rows()))
+        print(verdict)
+    return DRIFT_EXIT if report.drifted else 0
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -348,6 +390,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     siamese.set_defaults(handler=predict)
 
+    _add_check(commands, common)
+
     serve_parser = commands.add_parser(
         "serve",
         parents=[common],
@@ -382,6 +426,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ui_parser.set_defaults(handler=ui)
     return parser
+
+
+def _add_check(commands: Any, common: argparse.ArgumentParser) -> None:
+    check_parser = commands.add_parser(
+        "check",
+        parents=[common],
+        help="compare new data with the champion's training data, without training "
+        f"(exit 0 no drift, {DRIFT_EXIT} drift, 1 invalid input or no champion)",
+    )
+    check_commands = check_parser.add_subparsers(dest="pipeline", required=True)
+    as_json = argparse.ArgumentParser(add_help=False)
+    as_json.add_argument("--json", action="store_true", help="print the report as JSON")
+    energy = check_commands.add_parser(
+        "energy", parents=[common, as_json], help="a workbook of X1..X8, Y1, Y2 (as `run`)"
+    )
+    energy.add_argument("workbook", help="an .xlsx workbook of the same schema as the UCI one")
+    energy.set_defaults(handler=check)
+    siamese = check_commands.add_parser(
+        "siamese", parents=[common, as_json], help="IDX images and labels (as Fashion-MNIST)"
+    )
+    siamese.add_argument("--images", required=True, help="gzip IDX file of 28x28 uint8 images")
+    siamese.add_argument("--labels", required=True, help="gzip IDX file of labels 0..9")
+    siamese.set_defaults(handler=check)
 
 
 def _interrupt(signum: int, frame: Any) -> None:

@@ -1,8 +1,10 @@
-"""The energy-efficiency pipeline: download -> Parquet -> split -> train -> evaluate -> register."""
+"""The energy-efficiency pipeline: download -> Parquet -> split -> train -> evaluate -> drift
+against the champion -> register."""
 
 from __future__ import annotations
 
 import time
+from functools import partial
 from typing import Literal
 
 from prefect import flow
@@ -18,7 +20,8 @@ from lib.energy.constants import WORKBOOK
 from lib.energy.spec import SPEC
 from tasks.descriptors import Candidate, RunSummary
 from tasks.download import admit_source, download, fetched_by, ingest_source
-from tasks.energy import evaluate, evaluate_champion, excel_to_parquet, split, train
+from tasks.drift import drift_against_champion
+from tasks.energy import drift, evaluate, evaluate_champion, excel_to_parquet, split, train
 from tasks.registry import check_registry
 from tasks.report import counts
 
@@ -92,6 +95,8 @@ def _steps(params: EnergyParameters) -> RunSummary:
         },
     )
     champion = rival(SPEC, candidate)
+    # Drift is reported, never a reason to stop: retraining on data that moved is the point.
+    drifted = drift_against_champion(SPEC, champion, partial(drift, table))
     if champion is not None and champion.metrics is None:
         champion = evaluate_champion(champion, table, parts)
-    return register_and_report(SPEC, candidate, champion)
+    return register_and_report(SPEC, candidate, champion, drifted)

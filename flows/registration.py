@@ -8,7 +8,7 @@ still leaves a report that says so.
 from __future__ import annotations
 
 from lib.core.model_spec import ModelSpec
-from tasks.descriptors import Candidate, ChampionRef, RunSummary
+from tasks.descriptors import Candidate, ChampionRef, DriftRef, RunSummary
 from tasks.registry import current_champion, register_candidate, scored_if_same
 from tasks.report import publish_report
 
@@ -23,9 +23,12 @@ def rival(spec: ModelSpec, candidate: Candidate) -> ChampionRef | None:
 
 
 def register_and_report(
-    spec: ModelSpec, candidate: Candidate, champion: ChampionRef | None
+    spec: ModelSpec, candidate: Candidate, champion: ChampionRef | None, drift: DriftRef
 ) -> RunSummary:
-    """Register the candidate behind the gate of `spec`, publish the run's artifacts."""
+    """Register the candidate behind the gate of `spec`, publish the run's artifacts.
+
+    `drift` (the incoming data against the champion's) is reported; it decides nothing.
+    """
     registration = register_candidate(spec, candidate, champion)
     champion_metrics = champion.metrics if champion is not None else None
     publish_report(
@@ -36,6 +39,7 @@ def register_and_report(
         champion=champion_metrics,
         registration=registration,
         plots=candidate.evaluation.plots,
+        drift=drift,
     )
     return RunSummary(
         pipeline=spec.pipeline,
@@ -48,4 +52,5 @@ def register_and_report(
         champion_metrics=champion_metrics,
         epochs=candidate.trained.epochs_run,
         train_seconds=candidate.trained.seconds,
+        drift=drift.summary,
     )

@@ -1,11 +1,13 @@
 """The Siamese Fashion-MNIST pipeline.
 
-download x4 -> IDX to Parquet -> index pairs -> train -> evaluate (+ champion) -> register.
+download x4 -> IDX to Parquet -> index pairs (+ training profile) -> train -> evaluate
+(+ champion) -> drift against the champion -> register.
 """
 
 from __future__ import annotations
 
 import time
+from functools import partial
 from typing import Literal
 
 from prefect import flow
@@ -21,8 +23,17 @@ from lib.siamese.constants import TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_
 from lib.siamese.spec import SPEC
 from tasks.descriptors import Candidate, RunSummary
 from tasks.download import download, fetched_by
+from tasks.drift import drift_against_champion
 from tasks.registry import check_registry
-from tasks.siamese import evaluate, evaluate_champion, idx_to_parquet, make_pairs, train
+from tasks.siamese import (
+    drift,
+    evaluate,
+    evaluate_champion,
+    idx_to_parquet,
+    make_pairs,
+    profile,
+    train,
+)
 
 
 class SiameseParameters(BaseModel):
@@ -73,6 +84,7 @@ def _steps(params: SiameseParameters) -> RunSummary:
         },
         started_at=training_started,
         test_data=(test_table.table.path, pairs.test.path),
+        reference=profile(train_table, pairs),
         data={
             "train images": f"{train_table.rows} (sha256 {train_table.table.sha256[:12]})",
             "test images": f"{test_table.rows} (sha256 {test_table.table.sha256[:12]})",
@@ -81,6 +93,8 @@ def _steps(params: SiameseParameters) -> RunSummary:
         },
     )
     champion = rival(SPEC, candidate)
+    # Drift is reported, never a reason to stop: retraining on data that moved is the point.
+    drifted = drift_against_champion(SPEC, champion, partial(drift, train_table))
     if champion is not None and champion.metrics is None:
         champion = evaluate_champion(champion, test_table, pairs)
-    return register_and_report(SPEC, candidate, champion)
+    return register_and_report(SPEC, candidate, champion, drifted)

@@ -84,8 +84,9 @@ class Candidate(_Descriptor):
         test_data: the files the model spec's scorer scores any model on: the candidate's
             own test rows (or pairs), so a champion is judged on the same ones.
         reference: what the model learned from, in the form its version carries it (the
-            energy training rows): serving checks inputs against it, drift checks compare
-            new data with it. None where a pipeline has none yet.
+            energy training rows; a profile of the siamese training images, one row of
+            class, mean intensity and pixel std per image): serving checks inputs against
+            it, drift checks compare new data with it. None where a pipeline has none.
         started_at: when the flow run reached training (seconds since the epoch): where the
             MLflow run of the candidate begins.
     """
@@ -106,6 +107,19 @@ class Candidate(_Descriptor):
         return self.trained.model.sha256
 
 
+class DriftRef(_Descriptor):
+    """Incoming data against the champion's reference: the verdict, its report and plot.
+
+    `report` (a `lib.core.drift.DriftReport` as JSON) and `plot` are None when nothing was
+    compared (no champion yet, or one without a reference); `summary` then says why.
+    """
+
+    drifted: bool
+    summary: str
+    report: FileRef | None = None
+    plot: FileRef | None = None
+
+
 class RunSummary(_Descriptor):
     """What one pipeline run did: what the flow returns and the CLI prints."""
 
@@ -119,3 +133,4 @@ class RunSummary(_Descriptor):
     champion_metrics: dict[str, float] | None
     epochs: int
     train_seconds: float
+    drift: str = ""

@@ -15,7 +15,8 @@ from lib.core.refs import FileRef, named_as_given
 from lib.energy.recipes import EnergyRecipe
 from lib.energy.spec import SPEC
 from tasks.caching import ContentCache
-from tasks.descriptors import ChampionRef, Evaluation, SplitRef, TableRef, TrainedModel
+from tasks.descriptors import ChampionRef, DriftRef, Evaluation, SplitRef, TableRef, TrainedModel
+from tasks.drift import store_drift
 from tasks.fitting import KERAS_VERBOSITY, fit_with_progress
 from tasks.results import RESULT_SERIALIZER
 from tasks.storage import output_dir
@@ -24,6 +25,7 @@ TABLE_STEP = "lib.energy.table"
 SPLIT_STEP = "lib.energy.splits"
 TRAIN_STEP = "lib.energy.train"
 EVALUATE_STEP = "lib.energy.evaluate"
+DRIFT_STEP = "lib.energy.drift"
 
 
 @task(
@@ -154,3 +156,20 @@ def evaluate_champion(champion: ChampionRef, table: TableRef, split_ref: SplitRe
             scored.metrics["Y2_rmse"],
         )
     return scored
+
+
+@task(
+    task_run_name="drift-energy-v{champion_version}",
+    cache_policy=ContentCache(entry=DRIFT_STEP),
+    persist_result=True,
+    result_serializer=RESULT_SERIALIZER,
+)
+def drift(table: TableRef, reference: FileRef, champion_version: str) -> DriftRef:
+    """The incoming table against the champion's training rows; training goes on either way."""
+    from lib.energy.drift import table_drift
+
+    folder = output_dir(
+        "drift/energy", table.table.sha256, reference.sha256, champion_version, entry=DRIFT_STEP
+    )
+    report = table_drift(Path(table.table.path), Path(reference.path))
+    return store_drift(report, folder, champion_version)

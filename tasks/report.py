@@ -17,11 +17,28 @@ from prefect.artifacts import (
     create_table_artifact,
 )
 
+from lib.core.drift import (
+    KS_ALPHA,
+    KS_MIN_STATISTIC,
+    MIN_PSI_ROWS,
+    PSI_THRESHOLD,
+    DriftReport,
+    markdown_table,
+)
 from lib.core.refs import FileRef
 from lib.core.settings import load_settings
+from tasks.descriptors import DriftRef
 
 if TYPE_CHECKING:
     from lib.core.registry import Registration
+
+DRIFT_RULES = (
+    f"A column drifts when its PSI is at least {PSI_THRESHOLD} (on at least {MIN_PSI_ROWS} "
+    f"incoming rows), when its KS statistic is at least {KS_MIN_STATISTIC} at p below "
+    f"{KS_ALPHA}, or when it holds codes the champion never learned from "
+    "(`lib/core/drift.py` says why). Drift does not stop training: retraining on data that "
+    "moved is what a run is for; the gate alone decides promotion."
+)
 
 
 def _image(ref: FileRef) -> str:
@@ -60,6 +77,22 @@ def metrics_rows(
     ]
 
 
+def drift_section(drift: DriftRef) -> list[str]:
+    """The report's drift part: the flag line, the table and plot when data was compared."""
+    heading = "## Drift against the champion's training data"
+    if drift.report is None or drift.plot is None:
+        return [heading, f"**Drift:** {drift.summary}.", DRIFT_RULES]
+    report = DriftReport.from_json(Path(drift.report.path).read_text())
+    flag = "**DRIFT**" if drift.drifted else "**No drift**"
+    return [
+        heading,
+        f"{flag} {drift.summary}.",
+        markdown_table(report.rows()),
+        _image(drift.plot),
+        DRIFT_RULES,
+    ]
+
+
 def publish_report(
     pipeline: str,
     data: Mapping[str, str],
@@ -68,8 +101,11 @@ def publish_report(
     champion: Mapping[str, float] | None,
     registration: Registration,
     plots: tuple[FileRef, ...],
+    drift: DriftRef | None = None,
 ) -> str:
     """Report, metrics table and registry link under keys `<pipeline>-report`/`-metrics`/`-model`.
+
+    With `drift`, the report also shows the incoming data against the champion's.
 
     Returns the report's markdown.
     """
@@ -96,6 +132,7 @@ def publish_report(
         table,
         "## Plots",
         *[_image(plot) for plot in plots],
+        *(drift_section(drift) if drift is not None else []),
     ]
     markdown = "\n\n".join(lines)
     create_markdown_artifact(markdown=markdown, key=f"{pipeline}-report", description=decision)

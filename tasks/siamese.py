@@ -15,7 +15,8 @@ from lib.core.refs import FileRef, named_as_given
 from lib.siamese.recipes import SiameseRecipe
 from lib.siamese.spec import SPEC
 from tasks.caching import ContentCache
-from tasks.descriptors import ChampionRef, Evaluation, PairsRef, TableRef, TrainedModel
+from tasks.descriptors import ChampionRef, DriftRef, Evaluation, PairsRef, TableRef, TrainedModel
+from tasks.drift import store_drift
 from tasks.fitting import KERAS_VERBOSITY, fit_with_progress
 from tasks.results import RESULT_SERIALIZER
 from tasks.storage import output_dir
@@ -24,6 +25,7 @@ TABLE_STEP = "lib.siamese.idx"
 PAIRS_STEP = "lib.siamese.protocol"
 TRAIN_STEP = "lib.siamese.train"
 EVALUATE_STEP = "lib.siamese.evaluate"
+DRIFT_STEP = "lib.siamese.drift"
 
 
 @task(
@@ -82,6 +84,25 @@ def make_pairs(train: TableRef, test: TableRef, seed: int) -> PairsRef:
         test=FileRef.of(files.test),
         seed=seed,
     )
+
+
+@task(
+    task_run_name="profile-siamese-seed{pairs.seed}",
+    cache_policy=ContentCache(entry=DRIFT_STEP),
+    persist_result=True,
+    result_serializer=RESULT_SERIALIZER,
+)
+def profile(train_table: TableRef, pairs: PairsRef) -> FileRef:
+    """Class and pixel statistics of the images training learns from: the version's reference."""
+    from lib.siamese.drift import write_profile
+
+    folder = output_dir(
+        "profiles/fashion", train_table.table.sha256, pairs.train_indices.sha256, entry=DRIFT_STEP
+    )
+    target = folder / "training_profile.parquet"
+    rows = write_profile(Path(train_table.table.path), Path(pairs.train_indices.path), target)
+    get_run_logger().info("profile of %d training images written to %s", rows, target)
+    return FileRef.of(target)
 
 
 @task(
@@ -178,3 +199,24 @@ def evaluate_champion(champion: ChampionRef, test_table: TableRef, pairs: PairsR
             scored.metrics["accuracy"],
         )
     return scored
+
+
+@task(
+    task_run_name="drift-siamese-v{champion_version}",
+    cache_policy=ContentCache(entry=DRIFT_STEP),
+    persist_result=True,
+    result_serializer=RESULT_SERIALIZER,
+)
+def drift(train_table: TableRef, reference: FileRef, champion_version: str) -> DriftRef:
+    """Incoming training images against the champion's profile; training goes on either way."""
+    from lib.siamese.drift import table_drift
+
+    folder = output_dir(
+        "drift/siamese",
+        train_table.table.sha256,
+        reference.sha256,
+        champion_version,
+        entry=DRIFT_STEP,
+    )
+    report = table_drift(Path(train_table.table.path), Path(reference.path))
+    return store_drift(report, folder, champion_version)

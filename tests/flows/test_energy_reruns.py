@@ -34,6 +34,7 @@ STEPS = (
     "train",
     "evaluate-champion",
     "evaluate",
+    "drift",
     "register",
 )
 PIPELINE = ("ingest", "excel-to-parquet", "split", "train", "evaluate")
@@ -76,7 +77,11 @@ def warm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Warm]:
         patch.delenv("TRAINFLOW_MIRROR", raising=False)
         summary, states, _ = run(params)
         assert reran(states) == set(PIPELINE), states
-        assert summary.version == "1"
+        assert summary.version == "1" and "drift" not in states  # no champion to compare with
+        # Now the champion, so the next run compares the table with its own training rows.
+        again, states, _ = run(params)
+        assert "training data: no drift (320 rows; " in again.drift, again.drift
+        assert states["drift"] == "Completed"
         yield Warm(folder / "home", workbook, params)
 
 

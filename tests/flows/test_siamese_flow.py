@@ -45,6 +45,9 @@ def test_siamese_flow_trains_registers_serves(synthetic_fashion: Path) -> None:
     summary = siamese_pipeline(SiameseParameters(epochs=4, seed=1))
 
     assert summary.version == "1" and summary.promoted, summary.reason
+    assert (
+        summary.drift == "not checked: fashion-siamese has no champion yet: nothing to compare with"
+    )
     metrics = summary.metrics
     assert metrics["accuracy"] > 0.9 and metrics["roc_auc"] > 0.95
     assert 0 < metrics["threshold"] < 2
@@ -60,6 +63,12 @@ def test_siamese_flow_trains_registers_serves(synthetic_fashion: Path) -> None:
 
     again = siamese_pipeline(SiameseParameters(epochs=4, seed=1))
     assert not again.newly_registered and again.version == "1"
+    # All 400 incoming images against the 360 the champion trained on (10 % held out).
+    assert (
+        again.drift
+        == "against champion v1's training data: no drift (400 rows; 360 reference rows)"
+    )
+    _check_siamese_from_the_shell(synthetic_fashion / "fashion-mnist")
 
     # A new candidate is judged against the champion re-measured on its own test pairs.
     rival = siamese_pipeline(SiameseParameters(epochs=1, seed=2))
@@ -98,3 +107,33 @@ def test_corrupt_download_fails_before_training(synthetic_fashion: Path) -> None
     with pytest.raises(Exception, match="t10k-labels-idx1-ubyte.gz"):
         state.result()
     assert not (load_settings().home / "models").exists()
+
+
+def _check_siamese_from_the_shell(folder: Path) -> None:
+    """`trainflow check siamese`: the champion's own images pass, brighter ones minus a class
+    do not (exit 3, both named)."""
+    from tests.fixtures.cli_process import cli_env, run_cli
+    from tests.fixtures.fashion import synthetic_images, write_idx
+
+    env = cli_env(load_settings().home, folder.parent / "prefect")
+    same = run_cli(
+        ["check", "siamese", "--images", str(folder / "train-images-idx3-ubyte.gz"),
+         "--labels", str(folder / "train-labels-idx1-ubyte.gz")],
+        env,
+    )  # fmt: skip
+    assert same.returncode == 0 and same.stderr == "", same.screen
+    assert same.stdout.splitlines()[-1].startswith("no drift: ")
+    images, labels = synthetic_images(40, seed=7)
+    kept = labels != 0
+    brighter = (images[kept] // 2 + 100).astype("uint8")
+    shifted = run_cli(
+        ["check", "siamese", "--images", str(write_idx(folder.parent / "new-images.gz", brighter)),
+         "--labels", str(write_idx(folder.parent / "new-labels.gz", labels[kept]))],
+        env,
+    )  # fmt: skip
+    assert shifted.returncode == 3 and shifted.stderr == "", shifted.screen
+    verdict = shifted.stdout.splitlines()[-1]
+    assert (
+        verdict.startswith("DRIFT: ") and "fashion-siamese v1's training data in class, " in verdict
+    )
+    assert "mean intensity" in verdict

@@ -68,3 +68,40 @@ def test_values_read_as_words_not_python_reprs() -> None:
     assert shown({"train": 537, "test": 154}) == "train 537 · test 154"
     assert shown(("X6", "X8")) == "X6, X8"
     assert shown(0.5) == "0.5"
+
+
+def test_the_drift_section_flags_drift_with_its_table_plot_and_rules(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from lib.core.drift import compare_frames
+    from lib.core.plots import psi_bars
+    from tasks.descriptors import DriftRef
+    from tasks.report import drift_section
+
+    rng = np.random.default_rng(0)
+    report = compare_frames(
+        pd.DataFrame({"X5": rng.choice([3.5, 7.0], 200)}), pd.DataFrame({"X5": [7.0] * 200}), ["X5"]
+    )
+    drift = DriftRef(
+        drifted=True,
+        summary="against champion v2's training data: drift in X5 (200 rows; 200 reference rows)",
+        report=FileRef.of(report.write(tmp_path / "drift.json")),
+        plot=FileRef.of(psi_bars(report, tmp_path / "drift.png")),
+    )
+
+    heading, flag, table, plot, rules = drift_section(drift)
+    assert heading == "## Drift against the champion's training data"
+    assert flag.startswith("**DRIFT** against champion v2's training data: drift in X5")
+    assert table.splitlines()[0].startswith("| column | reference mean | incoming mean | PSI |")
+    assert "| X5 | 5.442 | 7 |" in table and "DRIFT: PSI" in table
+    assert plot.startswith("![drift](data:image/png;base64,")
+    assert "Drift does not stop training" in rules and "PSI is at least 0.2" in rules
+
+
+def test_without_a_champion_the_drift_section_says_nothing_was_compared() -> None:
+    from tasks.descriptors import DriftRef
+    from tasks.report import drift_section
+
+    unchecked = DriftRef(drifted=False, summary="not checked: energy-efficiency has no champion")
+    heading, flag, rules = drift_section(unchecked)
+    assert flag == "**Drift:** not checked: energy-efficiency has no champion."

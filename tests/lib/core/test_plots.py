@@ -13,6 +13,8 @@ from lib.core.plots import (
     LOG_SCALE_SPAN,
     learning_curves,
     learning_curves_figure,
+    psi_bars,
+    psi_bars_figure,
 )
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -67,3 +69,21 @@ def test_learning_curves_figure_plots_one_line_per_loss() -> None:
     lines = {line.get_label(): line for line in axes.get_lines()}
     assert set(lines) == {"loss", "val_loss"}
     np.testing.assert_array_equal(lines["loss"].get_xdata(), [1, 2, 3])  # epochs count from 1
+
+
+def test_psi_bars_show_flagged_columns_in_red_under_the_verdict(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from lib.core.drift import PSI_THRESHOLD, compare_frames
+
+    rng = np.random.default_rng(0)
+    reference = pd.DataFrame({"calm": rng.normal(size=300), "moved": rng.normal(size=300)})
+    incoming = pd.DataFrame({"calm": rng.normal(size=300), "moved": rng.normal(2, size=300)})
+    report = compare_frames(reference, incoming, ["calm", "moved"])
+    axes = psi_bars_figure(report).axes[0]
+    calm, moved = axes.patches
+    assert calm.get_facecolor() != moved.get_facecolor()
+    assert moved.get_height() == pytest.approx(report.columns[1].psi)
+    assert [line.get_ydata()[0] for line in axes.lines] == [PSI_THRESHOLD]
+    assert axes.get_title() == "drift in moved (300 rows; 300 reference rows)"
+    _open_png(psi_bars(report, tmp_path / "drift.png"))

@@ -1,0 +1,32 @@
+"""`trainflow check siamese`: IDX images and labels against the champion's, no training."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lib.core.champion import champion_reference
+from lib.core.drift import DriftReport
+from lib.siamese.constants import MODEL_NAME
+from lib.siamese.drift import image_profile, read_profile, siamese_drift
+from lib.siamese.idx import IdxFormatError, read_images, read_labels
+
+
+def check_siamese(images_path: Path, labels_path: Path) -> tuple[str, DriftReport]:
+    """Validate the IDX pair as a run would, then compare it with the champion's profile.
+
+    Returns the champion's version and the report.
+
+    Raises:
+        IdxFormatError: either file is not valid IDX data, or their counts differ.
+        LookupError: no champion, or one without a reference.
+    """
+    images = read_images(images_path)
+    labels = read_labels(labels_path)
+    if len(images) != len(labels):
+        raise IdxFormatError(
+            f"{images_path} and {labels_path}: Expected as many labels as images. "
+            f"Received: {len(images)} images, {len(labels)} labels"
+        )
+    incoming = image_profile(images, labels)
+    with champion_reference(MODEL_NAME) as (version, reference):
+        return version, siamese_drift(read_profile(reference), incoming)
