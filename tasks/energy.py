@@ -16,7 +16,7 @@ from lib.energy.recipes import EnergyRecipe
 from lib.energy.spec import SPEC
 from tasks.caching import ContentCache
 from tasks.descriptors import ChampionRef, Evaluation, SplitRef, TableRef, TrainedModel
-from tasks.fitting import KERAS_VERBOSITY, fit_with_progress
+from tasks.fitting import fit_with_progress
 from tasks.results import RESULT_SERIALIZER
 from tasks.storage import output_dir
 
@@ -97,7 +97,6 @@ def train(
             seed,
             folder,
             on_epoch=progress,
-            verbose=KERAS_VERBOSITY,
         ),
     )
 

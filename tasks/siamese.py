@@ -16,7 +16,7 @@ from lib.siamese.recipes import SiameseRecipe
 from lib.siamese.spec import SPEC
 from tasks.caching import ContentCache
 from tasks.descriptors import ChampionRef, Evaluation, PairsRef, TableRef, TrainedModel
-from tasks.fitting import KERAS_VERBOSITY, fit_with_progress
+from tasks.fitting import fit_with_progress
 from tasks.results import RESULT_SERIALIZER
 from tasks.storage import output_dir
 
@@ -116,7 +116,6 @@ def train(
             seed,
             folder,
             on_epoch=progress,
-            verbose=KERAS_VERBOSITY,
         ),
     )
 
