@@ -8,6 +8,7 @@ still leaves a report that says so.
 from __future__ import annotations
 
 from lib.core.model_spec import ModelSpec
+from lib.core.settings import load_settings
 from tasks.descriptors import Candidate, ChampionRef, RunSummary
 from tasks.registry import current_champion, register_candidate, scored_if_same
 from tasks.report import publish_report
@@ -26,6 +27,8 @@ def register_and_report(
     spec: ModelSpec, candidate: Candidate, champion: ChampionRef | None
 ) -> RunSummary:
     """Register the candidate behind the gate of `spec`, publish the run's artifacts."""
+    from lib.core.registry import model_version_url
+
     registration = register_candidate(spec, candidate, champion)
     champion_metrics = champion.metrics if champion is not None else None
     publish_report(
@@ -41,11 +44,15 @@ def register_and_report(
         pipeline=spec.pipeline,
         model=spec.name,
         version=registration.version,
+        version_url=model_version_url(
+            load_settings().mlflow_ui_url, registration.name, registration.version
+        ),
         promoted=registration.promoted,
         newly_registered=registration.newly_registered,
         reason=registration.reason,
         metrics=candidate.evaluation.metrics,
         champion_metrics=champion_metrics,
+        champion_version=champion.version if champion is not None else None,
         epochs=candidate.trained.epochs_run,
         train_seconds=candidate.trained.seconds,
     )

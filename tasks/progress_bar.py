@@ -36,9 +36,10 @@ BAR_STYLE, DONE_STYLE, FINISHED_STYLE = "bright_black", "magenta", "green"
 
 def terminal_console() -> Console | None:
     """Prefect's console when it shows INFO lines on a terminal, else None (no bar)."""
+    info = logging.makeLogRecord({"levelno": logging.INFO, "levelname": "INFO"})
     for handler in logging.getLogger().handlers:
         if isinstance(handler, PrefectConsoleHandler):
-            shows_info = handler.level <= logging.INFO
+            shows_info = handler.level <= logging.INFO and bool(handler.filter(info))
             return handler.console if shows_info and handler.console.is_terminal else None
     return None
 

@@ -12,7 +12,6 @@ from prefect.logging.handlers import PrefectConsoleHandler
 from rich.console import Console
 from rich.theme import Theme
 
-from flows.terminal import SILENT
 from tasks.progress_bar import EpochBar, terminal_console
 
 CONTROL = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")  # colours, cursor moves, erase-line
@@ -41,7 +40,10 @@ def test_no_bar_where_stderr_is_not_a_terminal(console_handler: PrefectConsoleHa
 def test_no_bar_when_the_console_log_is_silenced(console_handler: PrefectConsoleHandler) -> None:
     console_handler.console = Console(file=io.StringIO(), force_terminal=True)
     assert terminal_console() is console_handler.console
-    console_handler.setLevel(SILENT)  # trainflow run --quiet
+    console_handler.addFilter(lambda record: False)  # trainflow run --quiet
+    assert terminal_console() is None
+    console_handler.filters.clear()
+    console_handler.setLevel(logging.WARNING)  # PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL
     assert terminal_console() is None
 
 
