@@ -17,8 +17,9 @@ JSON_HELP = (
     '"pipeline", "error" (null, or the message of a pipeline that failed; a failed one has '
     'no other key), "model", "version", "version_url" (its MLflow UI page), "promoted", '
     '"newly_registered", "reason", "metrics" and "champion_metrics" (test metrics of this '
-    'version and of the champion it was judged against, or null), "champion_version", '
-    '"epochs", "train_seconds". Everything else goes to stderr.'
+    "version and of the champion it was judged against, or null; a metric that is not a "
+    'number is null), "champion_version", "epochs", "train_seconds". Everything else goes '
+    "to stderr."
 )
 
 DETAIL_LABEL_WIDTH = len("decision")
@@ -34,14 +35,18 @@ class Outcome:
 
 
 def as_json(outcomes: Sequence[Outcome]) -> str:
-    """The document `--json` prints (its keys are listed in `JSON_HELP`)."""
+    """The document `--json` prints (its keys are listed in `JSON_HELP`).
+
+    Strict JSON: a metric that is not a number (a champion that could not be scored has
+    NaN) is null, as pydantic writes it, not Python's bare ``NaN`` that `jq` refuses.
+    """
     document: list[dict[str, Any]] = []
     for outcome in outcomes:
         entry: dict[str, Any] = {"pipeline": outcome.pipeline, "error": outcome.error}
         if outcome.summary is not None:
-            entry.update(outcome.summary.model_dump(exclude={"pipeline"}))
+            entry.update(json.loads(outcome.summary.model_dump_json(exclude={"pipeline"})))
         document.append(entry)
-    return json.dumps(document, indent=2)
+    return json.dumps(document, indent=2, allow_nan=False)
 
 
 def print_tables(summaries: Sequence[RunSummary], file: TextIO) -> None:
