@@ -83,12 +83,14 @@ class EpochBar:
     def show(self, epoch: int, total: int, loss: float | None, val_loss: float | None) -> None:
         """Draw epoch `epoch` (1-based) of `total` with its losses."""
         losses: dict[str, Any] = {"loss": _shown(loss), "val_loss": _shown(val_loss)}
+        first = self._task is None
         if self._task is None:  # the columns read the losses: they go in with the task
             self._task = self._progress.add_task(
                 self._label, total=total, completed=epoch - 1, **losses
             )
-            self._progress.start()
         self._progress.update(self._task, completed=epoch, **losses)
+        if first:  # drawn from this epoch on, never at the one before it
+            self._progress.start()
 
     def close(self) -> None:
         """Stop redrawing; the last state stays on screen above what follows."""

@@ -60,6 +60,7 @@ def test_the_bar_fits_80_columns_and_log_lines_print_whole_above_it() -> None:
 
     lines = _screen_lines(written.getvalue())
     assert max(map(len, lines)) <= 80
+    assert "epoch   1/300  loss 0.00098  val_loss –  ETA --:--" in lines[0]
     for epoch in range(30, 301, 30):
         assert f"12:00:00.000 | INFO | Task run 'train' - epoch {epoch}/300: ..." in lines
     assert re.fullmatch(
