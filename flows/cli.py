@@ -16,18 +16,18 @@ import time
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from flows.summaries import JSON_HELP
 from lib.core.quiet import quiet_tensorflow_import
 from lib.core.settings import MLFLOW_UI_PORT, PREFECT_UI_PORT, UI_HOST, VERBOSE_VARIABLE
 
-if TYPE_CHECKING:
-    from tasks.descriptors import RunSummary
-
 # TensorFlow's own log level: 3 keeps "failed call to cuInit" (an ERROR line on every machine
 # without a GPU) off the terminal; its import-time banner ignores it (see lib.core.quiet).
+# MLflow's INFO lines are its database set-up ("Creating initial MLflow database tables...").
 QUIET_DEFAULTS = {
     "TF_CPP_MIN_LOG_LEVEL": "3",
+    "MLFLOW_LOGGING_LEVEL": "WARNING",
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "MPLBACKEND": "Agg",
     "DO_NOT_TRACK": "1",
@@ -54,6 +54,12 @@ PIPELINE_HELP = (
 )
 DRIFT_EXIT = 3
 """`trainflow check`'s exit code when the data drifted (0: no drift, 1: invalid input)."""
+RUN_DESCRIPTION = (
+    "Run a pipeline as a Prefect flow and end with a summary table per pipeline: test "
+    "metrics beside the champion's, the version registered, the decision and its MLflow link. "
+    "On a terminal each training draws a progress bar; the log has a line per tenth of the "
+    "epochs (where stderr is not a terminal, those lines are all there is)."
+)
 CHILD_POLL_SECONDS = 0.5
 CHILD_STOP_SECONDS = 15.0
 
@@ -91,6 +97,10 @@ def _run_energy(args: argparse.Namespace) -> Any:
 def _run_siamese(args: argparse.Namespace) -> Any:
     from flows.siamese import SiameseParameters, siamese_pipeline
 
+    if args.pipeline == "siamese" and args.source:  # `run all --source` is energy's
+        from lib.core.errors import InputError
+
+        raise InputError("--source is for `run energy` (your own workbook); siamese takes none")
     params = _parameters(SiameseParameters, seed=args.seed, preset=args.preset, epochs=args.epochs)
     return siamese_pipeline(params, return_state=True)
 
@@ -98,43 +108,37 @@ def _run_siamese(args: argparse.Namespace) -> Any:
 PIPELINES = {"energy": _run_energy, "siamese": _run_siamese}
 
 
-def _print_summary(summary: RunSummary) -> None:
-    shown = ", ".join(
-        f"{k}={v:.4f}"
-        for k, v in summary.metrics.items()
-        if k.endswith(("rmse", "accuracy", "auc"))
-    )
-    state = "new version" if summary.newly_registered else "no new version"
-    verdict = "champion" if summary.promoted else "not promoted"
-    print(f"{summary.pipeline}: {shown}")
-    print(f"  {summary.model} v{summary.version} ({state}, {verdict}): {summary.reason}")
-    if summary.drift:
-        print(f"  drift {summary.drift}")
-
-
 def run(args: argparse.Namespace) -> int:
-    """Run one pipeline, or all of them; one failing does not stop the others."""
+    """Run one pipeline, or all of them; one failing does not stop the others.
+
+    The summary comes last (tables, or `--json`'s document), then each failure's one line.
+    """
+    from flows.summaries import Outcome, as_json, print_tables
+    from flows.terminal import console_for
     from lib.core.malloc import cap_arenas
 
     cap_arenas()  # this process trains: cap before TensorFlow starts its thread pools
-    if args.pipeline == "siamese" and args.source:
-        from lib.core.errors import InputError
-
-        raise InputError("--source is for `run energy` (your own workbook); siamese takes none")
     names = list(PIPELINES) if args.pipeline == "all" else [args.pipeline]
-    failed, finished = [], []
-    for name in names:
-        try:
-            state = PIPELINES[name](args)
-            _print_summary(state.result())
-            finished.append(state.state_details.flow_run_id)
-        except Exception as error:
-            if args.pipeline != "all":
-                raise
-            report(error, args.verbose, prefix=f"{name}: ")
-            failed.append(name)
-    _keep_history(finished)
-    return 1 if failed else 0
+    outcomes: list[Outcome] = []
+    failures: list[tuple[str, Exception]] = []
+    finished: list[Any] = []
+    with console_for(quiet=args.quiet, json=args.json):
+        for name in names:
+            try:
+                state = PIPELINES[name](args)
+                outcomes.append(Outcome(name, summary=state.result()))
+                finished.append(state.state_details.flow_run_id)
+            except Exception as error:
+                outcomes.append(Outcome(name, error=str(error)))
+                failures.append((name, error))
+        _keep_history(finished)
+    if args.json:
+        print(as_json(outcomes))
+    else:
+        print_tables([o.summary for o in outcomes if o.summary is not None], sys.stdout)
+    for name, failure in failures:
+        report(failure, args.verbose, prefix=f"{name}: " if len(names) > 1 else "")
+    return 1 if failures else 0
 
 
 def _keep_history(flow_run_ids: list[Any]) -> None:
@@ -353,7 +357,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     run_parser = commands.add_parser(
-        "run", parents=[common], help="run a pipeline as a Prefect flow"
+        "run",
+        parents=[common],
+        help="run a pipeline as a Prefect flow",
+        description=RUN_DESCRIPTION,
+        epilog=JSON_HELP,
     )
     run_parser.add_argument("pipeline", choices=[*PIPELINES, "all"], help=PIPELINE_HELP)
     run_parser.add_argument("--seed", type=int, default=0, help="seed of split and weights")
@@ -367,6 +375,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--source",
         default=None,
         help="energy only: your own workbook (path or URL) of the same schema",
+    )
+    output = run_parser.add_mutually_exclusive_group()
+    output.add_argument(
+        "--json", action="store_true", help="print the summary as JSON on stdout (see below)"
+    )
+    output.add_argument(
+        "--quiet", action="store_true", help="print only the summary (and errors, on stderr)"
     )
     run_parser.set_defaults(handler=run)
 

@@ -8,6 +8,7 @@ still leaves a report that says so.
 from __future__ import annotations
 
 from lib.core.model_spec import ModelSpec
+from lib.core.settings import load_settings
 from tasks.descriptors import Candidate, ChampionRef, DriftRef, RunSummary
 from tasks.registry import current_champion, register_candidate, scored_if_same
 from tasks.report import publish_report
@@ -29,6 +30,8 @@ def register_and_report(
 
     `drift` (the incoming data against the champion's) is reported; it decides nothing.
     """
+    from lib.core.registry import model_version_url
+
     registration = register_candidate(spec, candidate, champion)
     champion_metrics = champion.metrics if champion is not None else None
     publish_report(
@@ -45,11 +48,15 @@ def register_and_report(
         pipeline=spec.pipeline,
         model=spec.name,
         version=registration.version,
+        version_url=model_version_url(
+            load_settings().mlflow_ui_url, registration.name, registration.version
+        ),
         promoted=registration.promoted,
         newly_registered=registration.newly_registered,
         reason=registration.reason,
         metrics=candidate.evaluation.metrics,
         champion_metrics=champion_metrics,
+        champion_version=champion.version if champion is not None else None,
         epochs=candidate.trained.epochs_run,
         train_seconds=candidate.trained.seconds,
         drift=drift.summary,

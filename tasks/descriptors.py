@@ -121,16 +121,25 @@ class DriftRef(_Descriptor):
 
 
 class RunSummary(_Descriptor):
-    """What one pipeline run did: what the flow returns and the CLI prints."""
+    """What one pipeline run did: what the flow returns and the CLI prints.
+
+    Attributes:
+        version_url: the version's page in the MLflow UI (`trainflow ui` serves it when the
+            registry is the local SQLite file).
+        champion_metrics: the champion's on the same test data; None when there was none.
+        champion_version: the champion the candidate was judged against.
+    """
 
     pipeline: str
     model: str
     version: str
+    version_url: str
     promoted: bool
     newly_registered: bool
     reason: str
     metrics: dict[str, float]
     champion_metrics: dict[str, float] | None
+    champion_version: str | None
     epochs: int
     train_seconds: float
     drift: str = ""

@@ -17,7 +17,7 @@ from lib.energy.spec import SPEC
 from tasks.caching import ContentCache
 from tasks.descriptors import ChampionRef, DriftRef, Evaluation, SplitRef, TableRef, TrainedModel
 from tasks.drift import store_drift
-from tasks.fitting import KERAS_VERBOSITY, fit_with_progress
+from tasks.fitting import fit_with_progress
 from tasks.results import RESULT_SERIALIZER
 from tasks.storage import output_dir
 
@@ -103,7 +103,6 @@ def train(
             seed,
             folder,
             on_epoch=progress,
-            verbose=KERAS_VERBOSITY,
         ),
     )
 

@@ -1,4 +1,8 @@
-"""The part of every train task that is the same: a progress artifact around a lib fit."""
+"""The part of every train task that is the same: progress reporting around a lib fit.
+
+Keras itself prints nothing (the lib steps fit with ``verbose=0``): its line per epoch is
+what `tasks.progress` replaces with a bar, a few log lines and the progress artifact.
+"""
 
 from __future__ import annotations
 
@@ -11,23 +15,20 @@ from lib.core.refs import FileRef
 from tasks.descriptors import TrainedModel
 from tasks.progress import EpochProgress
 
-KERAS_VERBOSITY = 2
-"""One line per epoch from Keras itself, beside the progress artifact."""
-
 
 def fit_with_progress(
     pipeline: str, description: str, train: Callable[[EpochProgress], Any]
 ) -> TrainedModel:
-    """Run `train(progress)` (a lib train step), with a progress artifact; describe its files.
+    """Run `train(progress)` (a lib train step), reporting its progress; describe its files.
 
     Args:
-        pipeline: names the artifact, `train-<pipeline>-progress`.
+        pipeline: names the artifact, `train-<pipeline>-progress`, and the bar.
         description: what the artifact says is training.
         train: calls the lib step with the progress hook; returns its `TrainedFiles`.
     """
-    progress = EpochProgress(f"train-{pipeline}-progress", description)
-    trained = train(progress)
-    progress.finish()
+    with EpochProgress(pipeline, description) as progress:
+        trained = train(progress)
+        progress.finish()
     logger = get_run_logger()
     if trained.reused:  # another run trained it while this one waited for the folder's lock
         logger.info("reused the model another run trained in %s", trained.model.parent)
