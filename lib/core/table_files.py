@@ -316,8 +316,8 @@ def _read_numbers(
     if rows > MAX_DATA_ROWS:
         raise _too_many_rows(where, f"{MAX_DATA_ROWS:,} data rows (MAX_DATA_ROWS)")
     floats = tuple(as_floats(column, rows) for column in columns)
-    if not all(np.isfinite(values).all() for values in floats):
-        return None  # calamine reads the texts 'nan' and 'inf' as numbers; openpyxl does not
+    if any(np.isnan(values).any() for values in floats):
+        return None  # calamine reads the text 'nan' as a number; openpyxl does not
     return floats
 
 
