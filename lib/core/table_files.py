@@ -48,7 +48,7 @@ from openpyxl.xml.constants import ARC_STYLE, SHEET_MAIN_NS
 
 from lib.core.errors import InputError
 from lib.core.parquet_pages import DATA_PAGE, DATA_PAGE_V2, PageHeaderError, read_page_headers
-from lib.core.xlsx_columns import as_floats, read_number_columns
+from lib.core.xlsx_columns import as_floats, read_csv_numbers, read_number_columns
 from lib.core.xlsx_scan import NARROW_COLUMNS, PartScan, scan_chunks
 
 EXCEL_MAX_ROWS = 1_048_576
@@ -102,6 +102,10 @@ in one, so a file of `MAX_DATA_ROWS` rows needs one."""
 MAX_PARQUET_PAGES = 10_000
 """Most Parquet pages in the wanted columns, each header walked in Python; Arrow writes a page
 per 20,000 values, so `MAX_DATA_ROWS` rows of ten columns take about 50."""
+MAX_CELL_BY_CELL_RECORDS = 100_000
+"""Most lines of a CSV file read record by record in Python (4 s here), when its wanted cells
+are not all numbers; Arrow parses a file of numbers of `MAX_DATA_ROWS` rows in under a
+second."""
 MAX_BLANK_ROWS = 10_000
 """Most blank rows accepted between the header and the last data row (in runs or missing from
 the file); blank rows after the last data row are never counted, whatever their number."""
@@ -173,7 +177,9 @@ class NumericCells:
         sha256: hex digest of the exact bytes that were parsed.
         columns: the wanted column names, in the order asked for.
         numbers: one float64 array per column, all of the same length.
-        first_row: the Excel row of element 0.
+        first_row: the row (or record) number a user sees for element 0.
+        whole_as_int: whether a whole number is shown as an int, as openpyxl reads it from a
+            workbook (Excel writes ``900``, not ``900.0``); a CSV cell reads as a float.
     """
 
     source: Path
@@ -182,6 +188,7 @@ class NumericCells:
     columns: tuple[str, ...]
     numbers: tuple[np.ndarray, ...]
     first_row: int
+    whole_as_int: bool = True
 
     @property
     def location(self) -> str:
@@ -330,6 +337,26 @@ def _check_row_numbers(numbers: np.ndarray, where: str) -> None:
         _check_row_number(int(numbers[first]), int(previous[first]), where)
 
 
+def _check_csv_rows(where: str, rows: int) -> None:
+    if not rows:
+        raise WorkbookError(
+            f"{where}: expected at least one data row below the header. Received: none."
+        )
+    if rows > MAX_DATA_ROWS:
+        raise _too_many_rows(where, f"{MAX_DATA_ROWS:,} data rows (MAX_DATA_ROWS)")
+
+
+def _check_record_by_record(where: str, data: bytes) -> None:
+    """Refuse to read more than `MAX_CELL_BY_CELL_RECORDS` lines one by one in Python."""
+    if data.count(b"\n") > MAX_CELL_BY_CELL_RECORDS:
+        raise WorkbookError(
+            f"{where} is refused as too costly to read record by record. Expected a number in "
+            f"every wanted cell and complete records, one per line, in a CSV file of more than "
+            f"{MAX_CELL_BY_CELL_RECORDS:,} lines (MAX_CELL_BY_CELL_RECORDS). Received: blanks, "
+            f"text, short or multi-line records."
+        )
+
+
 def _check_cell_by_cell(where: str, scan: PartScan) -> None:
     """Refuse to hand openpyxl a sheet larger than `MAX_PARSED_ELEMENTS`."""
     if scan.elements > MAX_PARSED_ELEMENTS:
@@ -342,16 +369,20 @@ def _check_cell_by_cell(where: str, scan: PartScan) -> None:
         )
 
 
-def read_csv_cells(path: Path, columns: Sequence[str]) -> Cells:
+def read_csv_cells(path: Path, columns: Sequence[str]) -> Cells | NumericCells:
     """Read the wanted columns of a UTF-8, comma-separated file with a header record.
 
     CSV has no types, so cells that spell a decimal number become floats (``nan``/``inf``
-    spellings included, for the schema to reject); any other text stays text.
+    spellings included, for the schema to reject); any other text stays text. A file whose
+    every record below the header is complete and whose wanted cells all spell numbers is
+    parsed by Arrow into arrays (`NumericCells`); any other record by record, so that
+    validation can name each cell, up to `MAX_CELL_BY_CELL_RECORDS`.
 
     Raises:
         WorkbookError: the file is not UTF-8 CSV, misses or repeats a wanted column, has
             more records than `MAX_CSV_RECORDS` or blank ones than `MAX_BLANK_ROWS` before
-            its last data row, or has no data rows.
+            its last data row, has no data rows, or needs reading record by record and has
+            more lines than `MAX_CELL_BY_CELL_RECORDS`.
     """
     data = _read_bounded(path)
     where = _location(path, None)
@@ -366,6 +397,14 @@ def read_csv_cells(path: Path, columns: Sequence[str]) -> Cells:
     try:
         header_row, header = _find_csv_header(records, columns, where)
         positions = _select_columns(header, columns, where, _ordinal)
+        if records.line_num == header_row:  # no record so far spans lines
+            numbers = read_csv_numbers(data, header_row, len(header), positions)
+            if numbers is not None:
+                _check_csv_rows(where, len(numbers[0]))
+                return NumericCells(
+                    path, None, _sha256(data), tuple(columns), numbers, header_row + 1, False
+                )
+        _check_record_by_record(where, data)
         numbered = enumerate(_bounded_records(records, where), start=header_row + 1)
         kept = _collect_rows(numbered, positions, where, header_row + 1, _parse_csv_cell)
     except csv.Error as exc:

@@ -1,4 +1,4 @@
-"""Number columns of a worksheet read by calamine (Rust, via fastexcel) straight into NumPy.
+"""Number columns read by native parsers into NumPy: calamine for sheets, Arrow for CSV.
 
 The common case of a large workbook is a plain sheet of numbers; openpyxl would spend 3-17 µs
 on each of its millions of XML elements, calamine spends about 0.3 µs and hands back Arrow
@@ -50,6 +50,37 @@ def read_number_columns(
             return None
         columns.append(column.cast(pa.float64()))
     return columns
+
+
+def read_csv_numbers(
+    data: bytes, header_row: int, width: int, positions: Sequence[int]
+) -> tuple[np.ndarray, ...] | None:
+    """The columns at `positions` of a CSV file's records below `header_row`, if all numbers.
+
+    Arrow parses every record after the first `header_row` lines; each must hold `width`
+    fields and be on one line, and each wanted field must spell a number. Anything else
+    (a blank line or cell, a short record, text) declines with ``None``.
+    """
+    import pyarrow.csv as pa_csv
+
+    names = [f"f{index}" for index in range(width)]
+    try:
+        table = pa_csv.read_csv(
+            pa.py_buffer(data),
+            read_options=pa_csv.ReadOptions(
+                skip_rows=header_row, column_names=names, use_threads=False
+            ),
+            parse_options=pa_csv.ParseOptions(ignore_empty_lines=False),
+            convert_options=pa_csv.ConvertOptions(
+                include_columns=[names[index] for index in positions],
+                column_types=dict.fromkeys(names, pa.float64()),
+                null_values=[],
+                strings_can_be_null=False,
+            ),
+        )
+    except (pa.ArrowInvalid, ValueError):
+        return None
+    return tuple(column.to_numpy() for column in table.combine_chunks().columns)
 
 
 def as_floats(column: pa.Array, rows: int) -> np.ndarray:

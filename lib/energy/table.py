@@ -211,7 +211,8 @@ def _validate_numbers(cells: NumericCells) -> pd.DataFrame:
     for name, values in zip(cells.columns, cells.numbers, strict=True):
         spec = _SPECS[name]
         offending = np.flatnonzero(~_admitted(spec, values))
-        numbered = ((cells.first_row + int(i), _excel_number(values[i])) for i in offending)
+        shown = _excel_number if cells.whole_as_int else float
+        numbered = ((cells.first_row + int(i), shown(values[i])) for i in offending)
         issues, _ = _check_cells(spec, numbered)
         problems.extend(f"  column '{name}' ({spec.meaning}): {issue}" for issue in issues)
         data[name] = values.astype(np.int64) if spec.integer and not issues else values

@@ -17,6 +17,7 @@ from lib.core.table_files import (
     MAX_PARSED_ELEMENTS,
     NumericCells,
     WorkbookError,
+    read_csv_cells,
     read_xlsx_cells,
 )
 from lib.energy.table import read_energy_workbook
@@ -149,3 +150,35 @@ def test_two_cells_far_apart_are_not_handed_to_calamine(tmp_path: Path) -> None:
 
     assert time.perf_counter() - started < 30  # a generous bound; it takes milliseconds
     assert cells.rows == [tuple(range(1, 11))]
+
+
+def _csv_of_numbers(path: Path, rows: int) -> Path:
+    record = ",".join(str(value) for value in range(1, 11)) + "\n"
+    path.write_text(",".join(HEADERS) + "\n" + record * rows)
+    return path
+
+
+def test_a_csv_past_the_old_row_limit_is_parsed_as_numbers(tmp_path: Path) -> None:
+    path = _csv_of_numbers(tmp_path / "t.csv", LARGE_ROWS)
+
+    cells = read_csv_cells(path, HEADERS)
+
+    assert isinstance(cells, NumericCells)
+    assert (cells.first_row, len(cells.numbers[0]), cells.rows[-1]) == (
+        2,
+        LARGE_ROWS,
+        tuple(float(value) for value in range(1, 11)),
+    )
+
+
+def test_a_text_cell_in_a_long_csv_is_refused_in_one_line(tmp_path: Path) -> None:
+    path = _csv_of_numbers(tmp_path / "t.csv", LARGE_ROWS)
+    with path.open("a") as handle:
+        handle.write("1,2,abc,4,5,6,7,8,9,10\n")
+
+    with pytest.raises(WorkbookError) as caught:
+        read_csv_cells(path, HEADERS)
+
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith(f"'{path}' is refused as too costly to read record by record.")
