@@ -196,11 +196,19 @@ def _plain_row(number: int, values: tuple[object, ...] = ROW) -> str:
     return f'<row r="{number}">{cells}</row>'
 
 
+def _plain_header() -> str:
+    cells = "".join(
+        f'<c r="{chr(ord("A") + index)}1" t="inlineStr"><is><t>{name}</t></is></c>'
+        for index, name in enumerate(ENERGY_FEATURES)
+    )
+    return f'<row r="1">{cells}</row>'
+
+
 def _plain_sheet(path: Path, rows: int, last: str = "") -> Path:
     """`rows` plain rows below a header (as spreadsheets write them), then `last`, streamed."""
 
     def pieces() -> Iterator[str]:
-        yield header_row(*ENERGY_FEATURES)
+        yield _plain_header()
         for start in range(2, rows + 2, 10_000):
             yield "".join(_plain_row(n) for n in range(start, min(start + 10_000, rows + 2)))
         yield last
@@ -211,7 +219,7 @@ def _plain_sheet(path: Path, rows: int, last: str = "") -> Path:
 def _far_cells(path: Path) -> Path:
     """Two cells, A1 and XFD1048576: calamine would allocate the rectangle between them."""
     far = '<row r="1048576"><c r="XFD1048576"><v>1</v></c></row>'
-    return craft_xlsx(path, header_row(*ENERGY_FEATURES) + _plain_row(2) + far)
+    return craft_xlsx(path, _plain_header() + _plain_row(2) + far)
 
 
 # --- CSV and Parquet ----------------------------------------------------------------------------
@@ -387,8 +395,9 @@ CASES = [
     ),
     Case(
         "xlsx plain, cells claiming rows past Excel's",
-        lambda p: _sheet(
-            p / "t.xlsx", _plain_row(2) + '<row r="3"><c r="A9999999"><v>1</v></c></row>'
+        lambda p: craft_xlsx(
+            p / "t.xlsx",
+            _plain_header() + _plain_row(2) + '<row r="3"><c r="A9999999"><v>1</v></c></row>',
         ),
         "table",
     ),
