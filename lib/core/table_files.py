@@ -397,6 +397,12 @@ def read_csv_cells(path: Path, columns: Sequence[str]) -> Cells | NumericCells:
     try:
         header_row, header = _find_csv_header(records, columns, where)
         positions = _select_columns(header, columns, where, _ordinal)
+        # A file this long is refused either way (too many records, or too long to read record
+        # by record if some span lines); saying so here spares Arrow 60 MB of blank lines.
+        if data.count(b"\n") > header_row + MAX_CSV_RECORDS:
+            raise _too_many_rows(
+                where, f"{MAX_CSV_RECORDS:,} records, blank or not (MAX_CSV_RECORDS)"
+            )
         if records.line_num == header_row:  # no record so far spans lines
             numbers = read_csv_numbers(data, header_row, len(header), positions)
             if numbers is not None:
