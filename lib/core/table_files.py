@@ -179,7 +179,8 @@ class NumericCells:
         numbers: one float64 array per column, all of the same length.
         first_row: the row (or record) number a user sees for element 0.
         whole_as_int: whether a whole number is shown as an int, as openpyxl reads it from a
-            workbook (Excel writes ``900``, not ``900.0``); a CSV cell reads as a float.
+            workbook (Excel writes ``900``, not ``900.0``) and Arrow an integer column; a CSV
+            cell reads as a float. One flag for all columns, or one per column.
     """
 
     source: Path
@@ -188,7 +189,7 @@ class NumericCells:
     columns: tuple[str, ...]
     numbers: tuple[np.ndarray, ...]
     first_row: int
-    whole_as_int: bool = True
+    whole_as_int: bool | tuple[bool, ...] = True
 
     @property
     def location(self) -> str:
@@ -199,6 +200,11 @@ class NumericCells:
     def rows(self) -> list[tuple[object, ...]]:
         """The cells as `Cells.rows` holds them (for small tables: one tuple per row)."""
         return list(zip(*(column.tolist() for column in self.numbers), strict=True))
+
+    def shows_int(self, index: int) -> bool:
+        """Whether column `index` shows a whole number as an int (see `whole_as_int`)."""
+        flags = self.whole_as_int
+        return flags if isinstance(flags, bool) else flags[index]
 
 
 @dataclass(frozen=True)
@@ -420,7 +426,7 @@ def read_csv_cells(path: Path, columns: Sequence[str]) -> Cells | NumericCells:
     return Cells(path, None, _sha256(data), tuple(columns), kept, header_row + 1)
 
 
-def read_parquet_cells(path: Path, columns: Sequence[str]) -> Cells:
+def read_parquet_cells(path: Path, columns: Sequence[str]) -> Cells | NumericCells:
     """Read the wanted columns of a Parquet file; rows are numbered from 1.
 
     The footer is only a summary that Arrow does not hold pages to, so before Arrow decodes
@@ -447,6 +453,17 @@ def read_parquet_cells(path: Path, columns: Sequence[str]) -> Cells:
     )
     _check_parquet_pages(where, data, chunks)
     table = _read_parquet(where, data, parquet.metadata, columns)
+    numbers = _parquet_numbers(table)
+    if numbers is not None:
+        _check_csv_rows(where, table.num_rows)
+        integers = tuple(pa.types.is_integer(kind) for kind in table.schema.types)
+        return NumericCells(path, None, _sha256(data), tuple(columns), numbers, 1, integers)
+    if table.num_rows > MAX_CELL_BY_CELL_RECORDS:
+        raise WorkbookError(
+            f"{where} is refused as too costly to read cell by cell. Expected a number in every "
+            f"wanted cell of a Parquet file of more than {MAX_CELL_BY_CELL_RECORDS:,} rows "
+            f"(MAX_CELL_BY_CELL_RECORDS). Received: nulls, text, dates or booleans."
+        )
     values = [_python_values(table.column(index)) for index in range(table.num_columns)]
     numbered = enumerate(zip(*values, strict=True), start=1)
     kept = _collect_rows(numbered, range(len(columns)), where, 1)
@@ -836,6 +853,16 @@ def _check_page_totals(where: str, at: str, pages: int, inflated: int) -> None:
             f"bytes uncompressed in the wanted columns (MAX_UNCOMPRESSED_BYTES). Received: "
             f"more, by {at}."
         )
+
+
+def _parquet_numbers(table: pa.Table) -> tuple[np.ndarray, ...] | None:
+    """The columns as float64 arrays, if all are integer or floating and none holds a null."""
+    numeric = all(
+        pa.types.is_integer(kind) or pa.types.is_floating(kind) for kind in table.schema.types
+    )
+    if not numeric or any(column.null_count for column in table.columns):
+        return None
+    return tuple(column.cast(pa.float64()).combine_chunks().to_numpy() for column in table.columns)
 
 
 def _python_values(column: pa.ChunkedArray) -> list[object]:

@@ -208,10 +208,10 @@ def validate_cells(cells: Cells | NumericCells) -> pd.DataFrame:
 def _validate_numbers(cells: NumericCells) -> pd.DataFrame:
     problems: list[str] = []
     data: dict[str, np.ndarray] = {}
-    for name, values in zip(cells.columns, cells.numbers, strict=True):
+    for index, (name, values) in enumerate(zip(cells.columns, cells.numbers, strict=True)):
         spec = _SPECS[name]
         offending = np.flatnonzero(~_admitted(spec, values))
-        shown = _excel_number if cells.whole_as_int else float
+        shown = _excel_number if cells.shows_int(index) else float
         numbered = ((cells.first_row + int(i), shown(values[i])) for i in offending)
         issues, _ = _check_cells(spec, numbered)
         problems.extend(f"  column '{name}' ({spec.meaning}): {issue}" for issue in issues)
