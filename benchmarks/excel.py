@@ -6,8 +6,9 @@
 Writes (once, cached under --scratch) a workbook of N rows (default 1,000,000) of the energy
 schema X1..X8, Y1, Y2 with realistic values, as a spreadsheet writes it; writing it is not
 timed. Then, each case in a fresh Python process so that imports count and no case's memory
-hides in another's, measures wall seconds, the seconds of the work alone, and the peak RSS
-(the child's own VmHWM):
+hides in another's, measures wall seconds, the seconds of the work alone, the child's CPU
+seconds (imports included; on a shared machine the nearest figure to an idle one's wall
+time) and the peak RSS (the child's own VmHWM):
 
 - ``trainflow``: `lib.energy.table.excel_to_parquet`, the pipeline's stage (file checks,
   calamine, validation, typed Parquet with provenance);
@@ -71,13 +72,15 @@ CONVERT = {
     ),
 }
 CHILD = (
-    "import json, sys, time\n"
+    "import json, resource, sys, time\n"
     "from pathlib import Path\n"
     f"{PEAK}"
     "source, target = Path(sys.argv[1]), Path(sys.argv[2])\n"
     "{body}"
     "seconds = time.perf_counter() - start\n"
-    "print(json.dumps({{'rows': rows, 'seconds': seconds, 'peak_kb': peak_kb()}}))\n"
+    "usage = resource.getrusage(resource.RUSAGE_SELF)\n"
+    "cpu = usage.ru_utime + usage.ru_stime\n"
+    "print(json.dumps({{'rows': rows, 'seconds': seconds, 'cpu': cpu, 'peak_kb': peak_kb()}}))\n"
 )
 # `python -m flows.cli ARGS` as a user runs it, then its peak RSS into the file REPORT.
 CLI_RUNNER = (
@@ -98,6 +101,7 @@ class Result:
     work_seconds: float
     peak_mb: float
     note: str = ""
+    cpu_seconds: float = float("nan")
 
 
 def child_env(**extra: str) -> dict[str, str]:
@@ -123,7 +127,14 @@ def convert(case: str, source: Path, scratch: Path) -> Result:
         tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
         return Result(case, 0, seconds, float("nan"), float("nan"), f"failed: {tail}")
     report = json.loads(done.stdout.strip().splitlines()[-1])
-    return Result(case, report["rows"], seconds, report["seconds"], report["peak_kb"] / KIB)
+    return Result(
+        case,
+        report["rows"],
+        seconds,
+        report["seconds"],
+        report["peak_kb"] / KIB,
+        cpu_seconds=report["cpu"],
+    )
 
 
 def trainflow(
@@ -188,8 +199,9 @@ def workbook(scratch: Path, rows: int) -> Path:
 
 def table_row(result: Result) -> str:
     work = "" if result.work_seconds != result.work_seconds else f"{result.work_seconds:.1f}"
+    cpu = "" if result.cpu_seconds != result.cpu_seconds else f"{result.cpu_seconds:.1f}"
     return (
-        f"| {result.case} | {result.rows:,} | {result.seconds:.1f} | {work} "
+        f"| {result.case} | {result.rows:,} | {result.seconds:.1f} | {work} | {cpu} "
         f"| {result.peak_mb:.0f} | {result.note} |"
     )
 
@@ -216,8 +228,8 @@ def main() -> None:
     load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
     print(f"load average (1, 5, 15 min) at start: {load} on {os.cpu_count()} CPUs")
     print(f"workbook: {source} ({source.stat().st_size / 2**20:.0f} MB, {args.rows:,} rows)\n")
-    print("| case | rows | wall s | work s | peak MB | note |")
-    print("| --- | ---: | ---: | ---: | ---: | --- |")
+    print("| case | rows | wall s | work s | CPU s | peak MB | note |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | --- |")
     for case in CONVERT:
         if any(skip in case for skip in args.skip):
             continue
