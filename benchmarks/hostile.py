@@ -22,7 +22,7 @@ import sys
 import tempfile
 import time
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +30,7 @@ import numpy as np
 import pyarrow as pa
 from PIL import Image
 
-from lib.core.table_files import EXCEL_MAX_ROWS, MAX_DATA_ROWS, MAX_XML_ELEMENTS
+from lib.core.table_files import EXCEL_MAX_ROWS, MAX_DATA_ROWS, MAX_PARSED_ELEMENTS
 from lib.energy.constants import FEATURES as ENERGY_FEATURES
 from lib.siamese.idx import DEFAULT_MAX_BYTES
 from tests.fixtures.hostile import (
@@ -59,7 +59,9 @@ CHILD_TIMEOUT_SECONDS = 120
 POLL_SECONDS = 0.02
 SHOWN_MESSAGE_CHARS = 110
 KIB = 1024
-LARGEST_WORKBOOK_ROWS = (MAX_XML_ELEMENTS - 100) // (2 * 8 + 1)  # a row and 8 cells of 2 tags
+# Cell by cell (openpyxl): a row and 8 cells of 2 tags each, within MAX_PARSED_ELEMENTS.
+LARGEST_PARSED_ROWS = (MAX_PARSED_ELEMENTS - 100) // (2 * 8 + 1)
+LARGEST_PLAIN_ROWS = EXCEL_MAX_ROWS - 1  # below the header: Excel's last row
 ROW = (0.98, 514.5, 294.0, 110.25, 7.0, 2, 0.0, 0)  # a UCI ENB2012 feature row
 
 CHILD = """
@@ -113,7 +115,7 @@ def _blank_rows(first: int, count: int) -> str:
 
 def _element_flood(path: Path) -> Path:
     """Merged ranges after the rows: openpyxl's iter_rows builds an object for each."""
-    merged = "".join(f'<mergeCell ref="J{n}:K{n}"/>' for n in range(1, MAX_XML_ELEMENTS * 2))
+    merged = "".join(f'<mergeCell ref="J{n}:K{n}"/>' for n in range(1, MAX_PARSED_ELEMENTS * 2))
     craft_xlsx(path, header_row(*ENERGY_FEATURES) + _data(2))
     rewrite_entry(
         path,
@@ -181,9 +183,43 @@ def _billion_laughs(path: Path) -> Path:
 
 
 def _largest_workbook(path: Path) -> Path:
-    """As many data rows as `MAX_XML_ELEMENTS` allows: the slowest workbook accepted."""
-    rows = range(2, LARGEST_WORKBOOK_ROWS + 2)
+    """As many rows as `MAX_PARSED_ELEMENTS` allows cell by cell (no cell names its position)."""
+    rows = range(2, LARGEST_PARSED_ROWS + 2)
     return _sheet(path, "".join(_data(number) for number in rows))
+
+
+def _plain_row(number: int, values: tuple[object, ...] = ROW) -> str:
+    cells = "".join(
+        f'<c r="{chr(ord("A") + index)}{number}"><v>{value}</v></c>'
+        for index, value in enumerate(values)
+    )
+    return f'<row r="{number}">{cells}</row>'
+
+
+def _plain_header() -> str:
+    cells = "".join(
+        f'<c r="{chr(ord("A") + index)}1" t="inlineStr"><is><t>{name}</t></is></c>'
+        for index, name in enumerate(ENERGY_FEATURES)
+    )
+    return f'<row r="1">{cells}</row>'
+
+
+def _plain_sheet(path: Path, rows: int, last: str = "") -> Path:
+    """`rows` plain rows below a header (as spreadsheets write them), then `last`, streamed."""
+
+    def pieces() -> Iterator[str]:
+        yield _plain_header()
+        for start in range(2, rows + 2, 10_000):
+            yield "".join(_plain_row(n) for n in range(start, min(start + 10_000, rows + 2)))
+        yield last
+
+    return craft_xlsx(path, pieces())
+
+
+def _far_cells(path: Path) -> Path:
+    """Two cells, A1 and XFD1048576: calamine would allocate the rectangle between them."""
+    far = '<row r="1048576"><c r="XFD1048576"><v>1</v></c></row>'
+    return craft_xlsx(path, _plain_header() + _plain_row(2) + far)
 
 
 # --- CSV and Parquet ----------------------------------------------------------------------------
@@ -335,10 +371,35 @@ CASES = [
     Case("xlsx zip bomb (300 MiB entry)", lambda p: _zip_bomb(p / "t.xlsx"), "table"),
     Case("xlsx billion laughs", lambda p: _billion_laughs(p / "t.xlsx"), "table"),
     Case(
-        f"xlsx largest accepted ({LARGEST_WORKBOOK_ROWS:,} rows)",
+        f"xlsx largest accepted cell by cell ({LARGEST_PARSED_ROWS:,} rows)",
         lambda p: _largest_workbook(p / "t.xlsx"),
         "table",
         accepted=True,
+    ),
+    Case(
+        f"xlsx largest accepted, plain ({LARGEST_PLAIN_ROWS:,} rows)",
+        lambda p: _plain_sheet(p / "t.xlsx", LARGEST_PLAIN_ROWS),
+        "table",
+        accepted=True,
+    ),
+    Case(
+        "xlsx plain 1,000,000 rows, text in the last",
+        lambda p: _plain_sheet(p / "t.xlsx", 999_999, _plain_row(1_000_001, ("x",) * 8)),
+        "table",
+    ),
+    Case(
+        "xlsx two cells, A1 and XFD1048576",
+        lambda p: _far_cells(p / "t.xlsx"),
+        "table",
+        accepted=True,
+    ),
+    Case(
+        "xlsx plain, cells claiming rows past Excel's",
+        lambda p: craft_xlsx(
+            p / "t.xlsx",
+            _plain_header() + _plain_row(2) + '<row r="3"><c r="A9999999"><v>1</v></c></row>',
+        ),
+        "table",
     ),
     Case("csv 60,000,000 blank lines", lambda p: _csv(p / "t.csv", "\n" * 60_000_000), "table"),
     Case(

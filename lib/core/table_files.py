@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import hashlib
 import io
 import itertools
@@ -32,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import openpyxl
 import openpyxl.xml
 import openpyxl.xml.functions
@@ -40,47 +42,57 @@ import pyarrow.parquet as pq
 from defusedxml import DefusedXmlException
 from openpyxl.reader.excel import ExcelReader
 from openpyxl.utils import get_column_letter
+from openpyxl.worksheet._read_only import ReadOnlyWorksheet
 from openpyxl.worksheet._reader import WorkSheetParser
 from openpyxl.xml.constants import ARC_STYLE, SHEET_MAIN_NS
 
 from lib.core.errors import InputError
 from lib.core.parquet_pages import DATA_PAGE, DATA_PAGE_V2, PageHeaderError, read_page_headers
+from lib.core.xlsx_columns import as_floats, read_csv_numbers, read_number_columns
+from lib.core.xlsx_scan import NARROW_COLUMNS, PartScan, scan_chunks
 
-MAX_FILE_BYTES = 64 * 2**20
-"""Largest input file read; the real workbook is 76 kB, a CSV of `MAX_DATA_ROWS` about 6 MB."""
+EXCEL_MAX_ROWS = 1_048_576
+"""Excel's last row; a sheet numbering a row beyond it was not written by a spreadsheet."""
+MAX_FILE_BYTES = 128 * 2**20
+"""Largest input file read: a workbook of Excel's 1,048,576 rows of ten numbers takes about
+44 MB, a CSV of as many rows about 60 MB (the real workbook is 76 kB)."""
 MAX_ARCHIVE_ENTRIES = 1_000
 """Most zip entries in a workbook; Excel writes a few dozen."""
-MAX_UNCOMPRESSED_BYTES = 64 * 2**20
+MAX_UNCOMPRESSED_BYTES = 512 * 2**20
 """Largest total the zip entries (or Parquet column chunks) may declare once decompressed.
 
 Python's `zipfile` stops every entry at its declared size (a lying header ends in a CRC
 error), so checking declarations bounds what openpyxl can inflate, and so the memory one long
 string in the XML can take. The real workbook declares 0.5 MB; `MAX_XML_ELEMENTS` limits a sheet
-long before this does.
+long before this does. A sheet of Excel's 1,048,576 rows of ten numbers declares about
+350 MB.
 """
 MAX_COMPRESSION_RATIO = 100
 """Largest uncompressed/compressed ratio of a big zip entry (sheet XML compresses ~7x)."""
 RATIO_CHECK_MIN_BYTES = 2**20
 """Entries smaller than this may compress arbitrarily well: they cannot exhaust memory."""
-MAX_XML_ELEMENTS = 200_000
+MAX_XML_ELEMENTS = 24_000_000
 """Most XML elements (start tags) in all zip entries together.
 
-openpyxl parses XML through defusedxml's pure-Python handlers and builds an object for many
-elements: 3-17 µs an element, so the element count, not the byte count, sets how long a
-workbook takes to read (4 s at worst here). It holds about 7,000 rows of ten numbers, 9x the
-real workbook (22,858 elements); larger tables read faster as CSV or Parquet.
+Excel's 1,048,576 rows of ten numbers take 22 million (a row element, and a cell and a value
+element per number). Such a sheet is read by calamine (Rust, via fastexcel) at about 0.3 µs an
+element; the parts openpyxl parses in Python (3-17 µs an element) are bounded apart, by
+`MAX_PARSED_ELEMENTS`.
 """
+MAX_PARSED_ELEMENTS = 200_000
+"""Most XML elements in the parts openpyxl parses in Python: all entries but the one worksheet
+part that calamine reads, and that sheet itself when it does not qualify for calamine (see
+`read_xlsx_cells`). At 3-17 µs an element this bounds openpyxl's work to about 4 s; it holds
+about 7,000 rows of ten numbers, 9x the real workbook (22,858 elements)."""
+
 MAX_STYLE_ELEMENTS = 25_000
 """Most XML elements in the styles part, where openpyxl spends up to 35 µs on each; the real
 workbook's has 521, a workbook bloated by pasted formats a few thousand."""
-EXCEL_MAX_ROWS = 1_048_576
-"""Excel's last row; a sheet numbering a row beyond it was not written by a spreadsheet."""
 MAX_CELL_CHARS = 32_767
 """Excel's limit on the characters in one cell; a longer shared string is refused, because
 every cell naming it would hand the same huge text to each check."""
-MAX_DATA_ROWS = 100_000
-"""Most non-blank data rows accepted: 130x the real data set. Reading and validating that many
-rows of CSV takes about 2 s here (250,000 took 4 s, 7 s with the machine's two cores shared)."""
+MAX_DATA_ROWS = EXCEL_MAX_ROWS
+"""Most non-blank data rows accepted, in every format: as many as an Excel sheet holds."""
 MAX_PARQUET_FOOTER_BYTES = 8 * 2**20
 """Largest Parquet footer parsed: Arrow holds about ten times its bytes in memory (a 62 MB
 footer of 75,000 row groups took 600 MB); ten columns in ten row groups take a few kB."""
@@ -90,6 +102,10 @@ in one, so a file of `MAX_DATA_ROWS` rows needs one."""
 MAX_PARQUET_PAGES = 10_000
 """Most Parquet pages in the wanted columns, each header walked in Python; Arrow writes a page
 per 20,000 values, so `MAX_DATA_ROWS` rows of ten columns take about 50."""
+MAX_CELL_BY_CELL_RECORDS = 100_000
+"""Most lines of a CSV file read record by record in Python (4 s here), when its wanted cells
+are not all numbers; Arrow parses a file of numbers of `MAX_DATA_ROWS` rows in under a
+second."""
 MAX_BLANK_ROWS = 10_000
 """Most blank rows accepted between the header and the last data row (in runs or missing from
 the file); blank rows after the last data row are never counted, whatever their number."""
@@ -110,8 +126,6 @@ _TEXT_SAMPLE_BYTES = 1_024
 _SHOWN_NAMES = 20
 _SHOWN_NUMBER_DIGITS = 15
 _INFLATE_CHUNK_BYTES = 2**20
-_TAG_START = b"<"
-_END_TAG_START = b"</"
 _ROW_TAG = f"{{{SHEET_MAIN_NS}}}row"
 _SHEET_DATA_TAG = f"{{{SHEET_MAIN_NS}}}sheetData"
 _PARQUET_MAGIC = b"PAR1"
@@ -148,6 +162,49 @@ class WorkbookError(InputError):
     One class for every input problem (not a workbook, hostile content, missing or duplicated
     columns, bad cells) and every format, so callers such as the CLI catch one thing.
     """
+
+
+@dataclass(frozen=True)
+class NumericCells:
+    """The wanted columns as float64 arrays, when every cell in them is a number.
+
+    What `read_xlsx_cells` returns for a sheet calamine read (`lib.core.xlsx_columns`): no
+    blank row inside the data, no text. Validation can then be vectorised.
+
+    Attributes:
+        source: the file read.
+        sheet: the sheet holding the header.
+        sha256: hex digest of the exact bytes that were parsed.
+        columns: the wanted column names, in the order asked for.
+        numbers: one float64 array per column, all of the same length.
+        first_row: the row (or record) number a user sees for element 0.
+        whole_as_int: whether a whole number is shown as an int, as openpyxl reads it from a
+            workbook (Excel writes ``900``, not ``900.0``) and Arrow an integer column; a CSV
+            cell reads as a float. One flag for all columns, or one per column.
+    """
+
+    source: Path
+    sheet: str | None
+    sha256: str
+    columns: tuple[str, ...]
+    numbers: tuple[np.ndarray, ...]
+    first_row: int
+    whole_as_int: bool | tuple[bool, ...] = True
+
+    @property
+    def location(self) -> str:
+        """The file, and the sheet if any, as error messages name them."""
+        return _location(self.source, self.sheet)
+
+    @property
+    def rows(self) -> list[tuple[object, ...]]:
+        """The cells as `Cells.rows` holds them (for small tables: one tuple per row)."""
+        return list(zip(*(column.tolist() for column in self.numbers), strict=True))
+
+    def shows_int(self, index: int) -> bool:
+        """Whether column `index` shows a whole number as an int (see `whole_as_int`)."""
+        flags = self.whole_as_int
+        return flags if isinstance(flags, bool) else flags[index]
 
 
 @dataclass(frozen=True)
@@ -190,12 +247,15 @@ def format_rows(items: Sequence[str], limit: int = MAX_LISTED_ROWS, total: int =
     return f"{shown} and {hidden:,} more" if hidden > 0 else shown
 
 
-def read_xlsx_cells(path: Path, columns: Sequence[str]) -> Cells:
+def read_xlsx_cells(path: Path, columns: Sequence[str]) -> Cells | NumericCells:
     """Read the wanted columns from the one sheet whose header row names them.
 
     The sheet is found by its header (any sheet, any name), trailing blank rows and columns
     are ignored, and formulas give their cached values (a never-calculated formula reads as
-    blank).
+    blank). A sheet whose wanted cells are all numbers is read by calamine into arrays
+    (`NumericCells`, up to Excel's 1,048,576 rows); any other by openpyxl, cell by cell, so
+    that validation can name each blank, text or error value (`Cells`, up to
+    `MAX_PARSED_ELEMENTS`).
 
     Raises:
         WorkbookError: the file is not an .xlsx workbook, is hostile (zip or XML entity
@@ -207,15 +267,22 @@ def read_xlsx_cells(path: Path, columns: Sequence[str]) -> Cells:
     """
     _require_defused_xml()
     data = _read_bounded(path)
-    _check_archive(path, data)
+    scans = _check_archive(path, data)
     with _openpyxl_errors(path), warnings.catch_warnings():
         # openpyxl warns about styles and extensions it drops; they never change cell values.
         warnings.filterwarnings("ignore", category=UserWarning, module=r"openpyxl\.")
-        workbook = _load_workbook(path, data)
+        workbook = _load_workbook(path, data, _largest_part(scans))
         try:
             sheet, header_row, header = _find_header_sheet(path, workbook, columns)
             where = _location(path, sheet.title)
             positions = _select_columns(header, columns, where, get_column_letter)
+            scan = scans.get(sheet._worksheet_path, PartScan(plain=False))
+            numbers = _read_numbers(path, data, sheet.title, header_row, positions, scan)
+            if numbers is not None:
+                return NumericCells(
+                    path, sheet.title, _sha256(data), tuple(columns), numbers, header_row + 1
+                )
+            _check_cell_by_cell(where, scan)
             rows = _sheet_rows(sheet, where, max(positions) + 1)
             below = (numbered for numbered in rows if numbered[0] > header_row)
             kept = _collect_rows(below, positions, where, header_row + 1)
@@ -224,16 +291,104 @@ def read_xlsx_cells(path: Path, columns: Sequence[str]) -> Cells:
     return Cells(path, sheet.title, _sha256(data), tuple(columns), kept, header_row + 1)
 
 
-def read_csv_cells(path: Path, columns: Sequence[str]) -> Cells:
+def _read_numbers(
+    path: Path, data: bytes, title: str, header_row: int, positions: Sequence[int], scan: PartScan
+) -> tuple[np.ndarray, ...] | None:
+    """The wanted columns from calamine when every cell from the header to the last data row
+    is a number; ``None`` sends the sheet to openpyxl, cell by cell, to name what is not.
+
+    Before calamine runs: the sheet must be plain (`lib.core.xlsx_scan`: calamine holds the
+    rectangle from A1 to the last cell in memory, 32 bytes a cell, so two cells in A1 and
+    XFD1048576 would ask for 550 GB; plain bounds it to 540 MB), no cell may name a row past
+    Excel's last, and row numbers must rise within Excel's range (the same checks and messages
+    as `_check_row_number`; calamine would silently reorder rows). After: every row calamine
+    found data in must be a row the XML numbers so (it places a cell by the cell's own
+    reference, openpyxl by its row's), else openpyxl decides.
+    """
+    if not scan.plain:
+        return None
+    where = _location(path, title)
+    numbers = scan.numbers
+    _check_row_numbers(numbers, where)
+    columns = read_number_columns(data, title, header_row, positions)
+    if columns is None:
+        return None
+    present = np.zeros(len(columns[0]) if columns else 0, dtype=bool)
+    for column in columns:
+        present |= column.is_valid().to_numpy(zero_copy_only=False)
+    if not present.any():
+        raise WorkbookError(
+            f"{where}: expected at least one data row below the header. Received: none."
+        )
+    found = np.flatnonzero(present)
+    rows = int(found[-1]) + 1
+    if not np.isin(found + header_row + 1, numbers).all():
+        return None
+    if any(column.slice(0, rows).null_count for column in columns):
+        return None  # blank cells: openpyxl tells blank rows from blank cells, and counts them
+    if rows > MAX_DATA_ROWS:
+        raise _too_many_rows(where, f"{MAX_DATA_ROWS:,} data rows (MAX_DATA_ROWS)")
+    floats = tuple(as_floats(column, rows) for column in columns)
+    if any(np.isnan(values).any() for values in floats):
+        return None  # calamine reads the text 'nan' as a number; openpyxl does not
+    return floats
+
+
+def _check_row_numbers(numbers: np.ndarray, where: str) -> None:
+    """`_check_row_number` over all rows at once, reporting the first row it would refuse."""
+    previous = np.concatenate(([0], numbers[:-1]))
+    bad = (numbers > EXCEL_MAX_ROWS) | (numbers <= previous)
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        _check_row_number(int(numbers[first]), int(previous[first]), where)
+
+
+def _check_csv_rows(where: str, rows: int) -> None:
+    if not rows:
+        raise WorkbookError(
+            f"{where}: expected at least one data row below the header. Received: none."
+        )
+    if rows > MAX_DATA_ROWS:
+        raise _too_many_rows(where, f"{MAX_DATA_ROWS:,} data rows (MAX_DATA_ROWS)")
+
+
+def _check_record_by_record(where: str, data: bytes) -> None:
+    """Refuse to read more than `MAX_CELL_BY_CELL_RECORDS` lines one by one in Python."""
+    if data.count(b"\n") > MAX_CELL_BY_CELL_RECORDS:
+        raise WorkbookError(
+            f"{where} is refused as too costly to read record by record. Expected a number in "
+            f"every wanted cell and complete records, one per line, in a CSV file of more than "
+            f"{MAX_CELL_BY_CELL_RECORDS:,} lines (MAX_CELL_BY_CELL_RECORDS). Received: blanks, "
+            f"text, short or multi-line records."
+        )
+
+
+def _check_cell_by_cell(where: str, scan: PartScan) -> None:
+    """Refuse to hand openpyxl a sheet larger than `MAX_PARSED_ELEMENTS`."""
+    if scan.elements > MAX_PARSED_ELEMENTS:
+        raise WorkbookError(
+            f"{where} is refused as too costly to read cell by cell. Expected a number in every "
+            f"wanted cell of a sheet of more than {MAX_PARSED_ELEMENTS:,} XML elements "
+            f"(MAX_PARSED_ELEMENTS), and no cell right of column "
+            f"{get_column_letter(NARROW_COLUMNS)}. Received: blanks, text, dates, booleans or "
+            f"error values in the wanted columns, or a wider sheet."
+        )
+
+
+def read_csv_cells(path: Path, columns: Sequence[str]) -> Cells | NumericCells:
     """Read the wanted columns of a UTF-8, comma-separated file with a header record.
 
     CSV has no types, so cells that spell a decimal number become floats (``nan``/``inf``
-    spellings included, for the schema to reject); any other text stays text.
+    spellings included, for the schema to reject); any other text stays text. A file whose
+    every record below the header is complete and whose wanted cells all spell numbers is
+    parsed by Arrow into arrays (`NumericCells`); any other record by record, so that
+    validation can name each cell, up to `MAX_CELL_BY_CELL_RECORDS`.
 
     Raises:
         WorkbookError: the file is not UTF-8 CSV, misses or repeats a wanted column, has
             more records than `MAX_CSV_RECORDS` or blank ones than `MAX_BLANK_ROWS` before
-            its last data row, or has no data rows.
+            its last data row, has no data rows, or needs reading record by record and has
+            more lines than `MAX_CELL_BY_CELL_RECORDS`.
     """
     data = _read_bounded(path)
     where = _location(path, None)
@@ -248,6 +403,20 @@ def read_csv_cells(path: Path, columns: Sequence[str]) -> Cells:
     try:
         header_row, header = _find_csv_header(records, columns, where)
         positions = _select_columns(header, columns, where, _ordinal)
+        # A file this long is refused either way (too many records, or too long to read record
+        # by record if some span lines); saying so here spares Arrow 60 MB of blank lines.
+        if data.count(b"\n") > header_row + MAX_CSV_RECORDS:
+            raise _too_many_rows(
+                where, f"{MAX_CSV_RECORDS:,} records, blank or not (MAX_CSV_RECORDS)"
+            )
+        if records.line_num == header_row:  # no record so far spans lines
+            numbers = read_csv_numbers(data, header_row, len(header), positions)
+            if numbers is not None:
+                _check_csv_rows(where, len(numbers[0]))
+                return NumericCells(
+                    path, None, _sha256(data), tuple(columns), numbers, header_row + 1, False
+                )
+        _check_record_by_record(where, data)
         numbered = enumerate(_bounded_records(records, where), start=header_row + 1)
         kept = _collect_rows(numbered, positions, where, header_row + 1, _parse_csv_cell)
     except csv.Error as exc:
@@ -257,7 +426,7 @@ def read_csv_cells(path: Path, columns: Sequence[str]) -> Cells:
     return Cells(path, None, _sha256(data), tuple(columns), kept, header_row + 1)
 
 
-def read_parquet_cells(path: Path, columns: Sequence[str]) -> Cells:
+def read_parquet_cells(path: Path, columns: Sequence[str]) -> Cells | NumericCells:
     """Read the wanted columns of a Parquet file; rows are numbered from 1.
 
     The footer is only a summary that Arrow does not hold pages to, so before Arrow decodes
@@ -284,6 +453,17 @@ def read_parquet_cells(path: Path, columns: Sequence[str]) -> Cells:
     )
     _check_parquet_pages(where, data, chunks)
     table = _read_parquet(where, data, parquet.metadata, columns)
+    numbers = _parquet_numbers(table)
+    if numbers is not None:
+        _check_csv_rows(where, table.num_rows)
+        integers = tuple(pa.types.is_integer(kind) for kind in table.schema.types)
+        return NumericCells(path, None, _sha256(data), tuple(columns), numbers, 1, integers)
+    if table.num_rows > MAX_CELL_BY_CELL_RECORDS:
+        raise WorkbookError(
+            f"{where} is refused as too costly to read cell by cell. Expected a number in every "
+            f"wanted cell of a Parquet file of more than {MAX_CELL_BY_CELL_RECORDS:,} rows "
+            f"(MAX_CELL_BY_CELL_RECORDS). Received: nulls, text, dates or booleans."
+        )
     values = [_python_values(table.column(index)) for index in range(table.num_columns)]
     numbered = enumerate(zip(*values, strict=True), start=1)
     kept = _collect_rows(numbered, range(len(columns)), where, 1)
@@ -378,11 +558,12 @@ def _not_xlsx(path: Path, expected: str, received: str) -> WorkbookError:
     )
 
 
-def _check_archive(path: Path, data: bytes) -> None:
+def _check_archive(path: Path, data: bytes) -> dict[str, PartScan]:
     """Refuse non-zips and zip bombs from the central directory, then count XML elements.
 
     The directory checks inflate nothing. Only a workbook that passes them is inflated, once
-    and in chunks, to count its elements: parse time grows with elements, not bytes.
+    and in chunks, to count its elements: parse time grows with elements, not bytes. Returns
+    what each entry holds (`lib.core.xlsx_scan`).
     """
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
@@ -391,7 +572,7 @@ def _check_archive(path: Path, data: bytes) -> None:
     with archive:
         entries = archive.infolist()
         _check_declared_sizes(path, entries)
-        _check_element_count(path, archive, entries)
+        return _check_element_count(path, archive, entries)
 
 
 def _check_declared_sizes(path: Path, entries: list[zipfile.ZipInfo]) -> None:
@@ -419,14 +600,18 @@ def _check_declared_sizes(path: Path, entries: list[zipfile.ZipInfo]) -> None:
 
 def _check_element_count(
     path: Path, archive: zipfile.ZipFile, entries: list[zipfile.ZipInfo]
-) -> None:
+) -> dict[str, PartScan]:
     """Every entry counts, whatever its name: openpyxl parses whichever parts the package
-    names, so a worksheet may hide under any name (styles alone have a fixed one)."""
+    names, so a worksheet may hide under any name (styles alone have a fixed one). One entry
+    may hold more than `MAX_PARSED_ELEMENTS`, if plain: the worksheet calamine reads."""
     total = 0
+    scans: dict[str, PartScan] = {}
     for entry in entries:
         styles = entry.filename == ARC_STYLE
         part_limit = MAX_STYLE_ELEMENTS if styles else MAX_XML_ELEMENTS
-        count = _count_elements(path, archive, entry, min(part_limit, MAX_XML_ELEMENTS - total))
+        scan = _scan_entry(path, archive, entry, min(part_limit, MAX_XML_ELEMENTS - total))
+        scans[entry.filename] = scan
+        count = scan.elements
         total += count
         refused = f"'{path}' is refused as too costly to parse. Expected at most"
         if styles and count > MAX_STYLE_ELEMENTS:
@@ -437,26 +622,50 @@ def _check_element_count(
         if total > MAX_XML_ELEMENTS:
             raise WorkbookError(
                 f"{refused} {MAX_XML_ELEMENTS:,} XML elements in all parts together "
-                f"(MAX_XML_ELEMENTS, about 7,000 rows of ten numbers; save a larger table as "
-                f"CSV or Parquet). Received: more, the limit passed in entry "
-                f"{shown(entry.filename)}."
+                f"(MAX_XML_ELEMENTS, about 1.1 million rows of ten numbers). Received: more, "
+                f"the limit passed in entry {shown(entry.filename)}."
             )
+    _check_parsed_elements(path, scans)
+    return scans
 
 
-def _count_elements(
+def _largest_part(scans: dict[str, PartScan]) -> str | None:
+    """The one entry allowed more than `MAX_PARSED_ELEMENTS` elements, if any holds more."""
+    name = max(scans, key=lambda entry: scans[entry].elements, default=None)
+    return name if name is not None and scans[name].elements > MAX_PARSED_ELEMENTS else None
+
+
+def _check_parsed_elements(path: Path, scans: dict[str, PartScan]) -> None:
+    """What openpyxl may parse in Python: every part but the largest, and that one only if
+    calamine can read it (`PartScan.plain`); `_GuardedArchive` keeps openpyxl out of it."""
+    refused = f"'{path}' is refused as too costly to parse. Expected at most"
+    largest = _largest_part(scans)
+    others = sum(scan.elements for name, scan in scans.items() if name != largest)
+    if others > MAX_PARSED_ELEMENTS:
+        raise WorkbookError(
+            f"{refused} {MAX_PARSED_ELEMENTS:,} XML elements outside its largest part "
+            f"(MAX_PARSED_ELEMENTS). Received: {others:,}."
+        )
+    if largest is not None and not scans[largest].plain:
+        raise WorkbookError(
+            f"{refused} {MAX_PARSED_ELEMENTS:,} XML elements in a part whose rows and cells do "
+            f"not name their positions first, as spreadsheets write them (MAX_PARSED_ELEMENTS). "
+            f"Received: more in entry {shown(largest)}."
+        )
+
+
+def _scan_entry(
     path: Path, archive: zipfile.ZipFile, entry: zipfile.ZipInfo, limit: int
-) -> int:
-    """Count the start tags in one entry, stopping once past `limit`.
+) -> PartScan:
+    """Count the start tags in one entry, stopping once past `limit` (`lib.core.xlsx_scan`).
 
-    Every element, comment or CDATA section opens with ``<`` and an end tag with ``</`` (a
-    chunk boundary may split one ``</``: the count then errs high by one, never low), so this
-    bounds the elements any parser meets without parsing.
+    Every element, comment or CDATA section opens with ``<`` and an end tag with ``</``, so
+    this bounds the elements any parser meets without parsing.
     """
-    elements = 0
     try:
         with archive.open(entry) as stream:
-            while elements <= limit and (chunk := stream.read(_INFLATE_CHUNK_BYTES)):
-                elements += chunk.count(_TAG_START) - chunk.count(_END_TAG_START)
+            chunks = iter(functools.partial(stream.read, _INFLATE_CHUNK_BYTES), b"")
+            return scan_chunks(chunks, limit)
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError) as exc:
         raise _not_xlsx(
             path,
@@ -469,7 +678,6 @@ def _count_elements(
             "an unencrypted zip archive",
             f"entry {shown(entry.filename)}: {_said(exc)}",
         ) from exc
-    return elements
 
 
 @dataclass(frozen=True)
@@ -647,6 +855,16 @@ def _check_page_totals(where: str, at: str, pages: int, inflated: int) -> None:
         )
 
 
+def _parquet_numbers(table: pa.Table) -> tuple[np.ndarray, ...] | None:
+    """The columns as float64 arrays, if all are integer or floating and none holds a null."""
+    numeric = all(
+        pa.types.is_integer(kind) or pa.types.is_floating(kind) for kind in table.schema.types
+    )
+    if not numeric or any(column.null_count for column in table.columns):
+        return None
+    return tuple(column.cast(pa.float64()).combine_chunks().to_numpy() for column in table.columns)
+
+
 def _python_values(column: pa.ChunkedArray) -> list[object]:
     """The column as Python values; each dictionary word becomes one string its rows share."""
     values: list[object] = []
@@ -747,8 +965,10 @@ class _GuardedExcelReader(ExcelReader):
       under many sheets would multiply the parse work that `MAX_XML_ELEMENTS` bounds.
     """
 
-    def __init__(self, path: Path, data: bytes) -> None:
+    def __init__(self, path: Path, data: bytes, deferred: str | None) -> None:
         super().__init__(io.BytesIO(data), read_only=True, data_only=True, keep_links=False)
+        self.archive.close()
+        self.archive: zipfile.ZipFile = _GuardedArchive(path, io.BytesIO(data), deferred)
         self.source_path = path
 
     def read_strings(self) -> None:
@@ -756,12 +976,62 @@ class _GuardedExcelReader(ExcelReader):
         _check_shared_strings(self.source_path, self.shared_strings)
 
     def read_worksheets(self) -> None:
-        _check_sheet_parts(self.source_path, [rel.target for _, rel in self.parser.find_sheets()])
-        super().read_worksheets()
+        """openpyxl's read-only branch of `read_worksheets`, with `_UnsizedWorksheet`."""
+        sheets = list(self.parser.find_sheets())
+        _check_sheet_parts(self.source_path, [rel.target for _, rel in sheets])
+        for sheet, rel in sheets:
+            if rel.target not in self.valid_files:
+                continue
+            if "chartsheet" in rel.Type:
+                self.read_chartsheet(sheet, rel)
+                continue
+            worksheet = _UnsizedWorksheet(self.wb, sheet.name, rel.target, self.shared_strings)
+            worksheet.sheet_state = sheet.state
+            self.wb._sheets.append(worksheet)
 
 
-def _load_workbook(path: Path, data: bytes) -> Any:
-    reader = _GuardedExcelReader(path, data)
+class _UnsizedWorksheet(ReadOnlyWorksheet):
+    """A read-only worksheet that does not look for its declared dimension when created.
+
+    openpyxl looks for ``<dimension>`` by parsing the sheet until it finds one or the end of
+    ``<sheetData>``, so a sheet without one (many writers leave it out) would be parsed whole
+    in Python just to be opened. Nothing here reads the dimension: `_sheet_rows` reads the
+    rows the XML holds.
+    """
+
+    def _get_size(self) -> None:
+        return None
+
+
+class _GuardedArchive(zipfile.ZipFile):
+    """The workbook's zip, refusing openpyxl the one part larger than `MAX_PARSED_ELEMENTS`.
+
+    That part may only be a worksheet that calamine reads; openpyxl reads its first rows
+    through `open_sheet` (the header search, bounded by `_sheet_rows`), never all of it.
+    """
+
+    def __init__(self, path: Path, file: io.BytesIO, deferred: str | None) -> None:
+        super().__init__(file)
+        self.source_path = path
+        self.deferred = deferred
+
+    def open(self, name: Any, mode: Any = "r", pwd: Any = None, **kwargs: Any) -> Any:
+        filename = name.filename if isinstance(name, zipfile.ZipInfo) else name
+        if filename == self.deferred:
+            raise WorkbookError(
+                f"'{self.source_path}' is refused as too costly to parse. Expected at most "
+                f"{MAX_PARSED_ELEMENTS:,} XML elements in any part but a worksheet "
+                f"(MAX_PARSED_ELEMENTS). Received: more in entry {shown(filename)}."
+            )
+        return super().open(name, mode, pwd, **kwargs)
+
+    def open_sheet(self, name: str) -> Any:
+        """Open a worksheet part, the deferred one included."""
+        return super().open(name)
+
+
+def _load_workbook(path: Path, data: bytes, deferred: str | None = None) -> Any:
+    reader = _GuardedExcelReader(path, data, deferred)
     reader.read()
     return reader.wb
 
@@ -801,7 +1071,8 @@ def _sheet_rows(
     """
     book = sheet.parent
     previous = 0
-    with sheet._get_source() as source:
+    elements = 0
+    with book._archive.open_sheet(sheet._worksheet_path) as source:
         parser = WorkSheetParser(
             source,
             sheet._shared_strings,
@@ -811,6 +1082,13 @@ def _sheet_rows(
             timedelta_formats=book._timedelta_formats,
         )
         for _, element in openpyxl.xml.functions.iterparse(source):
+            elements += 1
+            if elements > MAX_PARSED_ELEMENTS:
+                raise WorkbookError(
+                    f"{where} is refused as too costly to parse. Expected at most "
+                    f"{MAX_PARSED_ELEMENTS:,} XML elements before the rows read "
+                    f"(MAX_PARSED_ELEMENTS). Received: more."
+                )
             if element.tag == _SHEET_DATA_TAG:
                 return
             if element.tag == _ROW_TAG:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import numbers
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from lib.core.provenance import METADATA_KEY, PARQUET_COMPRESSION, read_json_met
 from lib.core.table_files import (
     MAX_LISTED_ROWS,
     Cells,
+    NumericCells,
     WorkbookError,
     format_rows,
     read_csv_cells,
@@ -178,14 +179,18 @@ def read_feature_table(path: Path) -> pd.DataFrame:
     return validate_cells(cells)
 
 
-def validate_cells(cells: Cells) -> pd.DataFrame:
+def validate_cells(cells: Cells | NumericCells) -> pd.DataFrame:
     """Check every cell against its column's spec and return the typed frame.
 
-    All problems are gathered first, so one error lists every bad column at once.
+    All problems are gathered first, so one error lists every bad column at once. Number
+    columns (`NumericCells`) are checked as arrays; only their offending rows are rendered one
+    by one, in the same words.
 
     Raises:
         WorkbookError: any cell is missing, not a number, not finite or out of bounds.
     """
+    if isinstance(cells, NumericCells):
+        return _validate_numbers(cells)
     problems: list[str] = []
     data: dict[str, np.ndarray] = {}
     for index, name in enumerate(cells.columns):
@@ -198,6 +203,39 @@ def validate_cells(cells: Cells) -> pd.DataFrame:
     if problems:
         raise WorkbookError(f"Invalid energy table in {cells.location}:\n" + "\n".join(problems))
     return pd.DataFrame(data, columns=list(cells.columns))
+
+
+def _validate_numbers(cells: NumericCells) -> pd.DataFrame:
+    problems: list[str] = []
+    data: dict[str, np.ndarray] = {}
+    for index, (name, values) in enumerate(zip(cells.columns, cells.numbers, strict=True)):
+        spec = _SPECS[name]
+        offending = np.flatnonzero(~_admitted(spec, values))
+        shown = _excel_number if cells.shows_int(index) else float
+        numbered = ((cells.first_row + int(i), shown(values[i])) for i in offending)
+        issues, _ = _check_cells(spec, numbered)
+        problems.extend(f"  column '{name}' ({spec.meaning}): {issue}" for issue in issues)
+        data[name] = values.astype(np.int64) if spec.integer and not issues else values
+    if problems:
+        raise WorkbookError(f"Invalid energy table in {cells.location}:\n" + "\n".join(problems))
+    return pd.DataFrame(data, columns=list(cells.columns))
+
+
+def _admitted(spec: ColumnSpec, values: np.ndarray) -> np.ndarray:
+    """`ColumnSpec.admits` over an array; NaN and infinities are never admitted."""
+    with np.errstate(invalid="ignore"):
+        above = values > spec.low if spec.low_open else values >= spec.low
+        below = values < spec.high if spec.high_open else values <= spec.high
+        admitted = above & below & np.isfinite(values)
+        if spec.integer:
+            admitted &= values == np.floor(values)
+    return np.asarray(admitted, dtype=bool)
+
+
+def _excel_number(value: float) -> float | int:
+    """A number as openpyxl reads it: Excel writes whole numbers without a point, so ints."""
+    number = float(value)
+    return int(number) if number.is_integer() and abs(number) < 2**53 else number
 
 
 def write_parquet(frame: pd.DataFrame, target: Path, provenance: dict[str, Any]) -> None:
@@ -254,7 +292,7 @@ def excel_to_parquet(source: Path, target: Path, *, source_sha256: str, code_ver
     return len(frame)
 
 
-def _read_energy(path: Path) -> tuple[pd.DataFrame, Cells]:
+def _read_energy(path: Path) -> tuple[pd.DataFrame, Cells | NumericCells]:
     cells = read_xlsx_cells(path, FEATURES + TARGETS)
     return validate_cells(cells), cells
 
@@ -306,6 +344,13 @@ def _check_column(
 ) -> tuple[list[str], list[float]]:
     """One sentence per kind of problem in a column (each listing its first few rows), and
     the column's values as floats (complete only when there is no problem)."""
+    return _check_cells(spec, enumerate(values, start=first_row))
+
+
+def _check_cells(
+    spec: ColumnSpec, numbered: Iterable[tuple[int, object]]
+) -> tuple[list[str], list[float]]:
+    """`_check_column` over (row number, value) pairs: all of a column, or its offending rows."""
     kind = "an integer" if spec.integer else "a number"
     missing = _Finding(
         "expected a value in every row. Received: blank or NaN in rows ", _row_number
@@ -314,7 +359,7 @@ def _check_column(
     not_finite = _Finding("expected a finite number. Received: ", _row_and_value)
     out_of_bounds = _Finding(f"expected {kind} in {spec.interval}. Received: ", _row_and_value)
     floats: list[float] = []
-    for row, value in enumerate(values, start=first_row):
+    for row, value in numbered:
         if value is None or (isinstance(value, float) and math.isnan(value)):
             missing.add(row, value)
         # `type(...) is float` first: numbers.Real's ABC check costs more than the rest.

@@ -21,10 +21,11 @@ import pytest
 from mlflow import MlflowClient
 
 from lib.core.registry import CHAMPION_ALIAS
-from lib.energy.constants import MODEL_NAME, WORKBOOK
+from lib.energy.constants import FEATURES, MODEL_NAME, WORKBOOK
 from tests.e2e.servers import free_port
 from tests.fixtures.energy import write_energy_workbook
 from tests.fixtures.fresh_process import REPO_ROOT
+from tests.fixtures.hostile import craft_xlsx, header_row
 from tests.fixtures.unavailable import unavailable_server
 
 CLI_SECONDS = 600
@@ -324,3 +325,17 @@ def test_a_source_for_the_siamese_pipeline_is_refused_not_ignored(cli: _Cli) -> 
 
     assert_failed_cleanly(outcome, "--source is for `run energy`")
     assert not outcome.home.exists()
+
+
+def test_a_workbook_numbering_a_row_past_excels_last_is_refused_in_one_line(cli: _Cli) -> None:
+    rows = "".join(
+        f'<row r="{number}"><c r="A{number}"><v>{number}</v></c></row>'
+        for number in (2, 3, 1_048_577)
+    )
+    craft_xlsx(cli.workdir / "huge.xlsx", header_row(*FEATURES) + rows)
+
+    outcome = cli("predict", "energy", "huge.xlsx")
+
+    assert_failed_cleanly(
+        outcome, "'huge.xlsx', sheet 'S1'", "up to 1,048,576 (Excel's last row)", "1,048,577"
+    )
