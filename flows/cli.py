@@ -1,4 +1,4 @@
-"""The `trainflow` command: run pipelines, predict with the champion, serve schedules, open UIs.
+"""The `trainflow` command: run pipelines, predict with or serve the champion, run schedules, UIs.
 
 Heavy imports (Prefect, TensorFlow, MLflow) happen inside the commands, after the noise
 settings below are in place, so `trainflow --help` is instant and quiet.
@@ -7,6 +7,7 @@ settings below are in place, so `trainflow --help` is instant and quiet.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import subprocess
@@ -18,7 +19,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lib.core.quiet import quiet_tensorflow_import
-from lib.core.settings import MLFLOW_UI_PORT, PREFECT_UI_PORT, UI_HOST, VERBOSE_VARIABLE
+from lib.core.settings import (
+    MLFLOW_UI_PORT,
+    MODEL_SERVER_PORT,
+    PREFECT_UI_PORT,
+    UI_HOST,
+    VERBOSE_VARIABLE,
+)
 
 if TYPE_CHECKING:
     from tasks.descriptors import RunSummary
@@ -41,6 +48,7 @@ EPHEMERAL_DEFAULTS = {
 }
 CHILD_POLL_SECONDS = 0.5
 CHILD_STOP_SECONDS = 15.0
+PING_TIMEOUT_SECONDS = 2.0
 
 
 def _parameters(model: type[Any], **options: Any) -> Any:
@@ -240,6 +248,73 @@ def ui(args: argparse.Namespace) -> int:
     return 1
 
 
+def _served_model(pipeline: str) -> tuple[str, str]:
+    """The registered name of `pipeline`'s model and a request body for the curl hint."""
+    import json
+
+    if pipeline == "energy":
+        from lib.energy.constants import EXAMPLE_BUILDING
+        from lib.energy.constants import MODEL_NAME as ENERGY
+
+        return ENERGY, json.dumps({"dataframe_records": [EXAMPLE_BUILDING]})
+    from lib.siamese.constants import MODEL_NAME as SIAMESE
+
+    return SIAMESE, '{"dataframe_split": {"columns": ["left", "right"], "data": [[L, R]]}}'
+
+
+def serve_model(args: argparse.Namespace) -> int:
+    """Serve the champion (or `--version`) over HTTP until Ctrl-C or SIGTERM; exit 0 then."""
+    import tempfile
+
+    from lib.core.model_server import (
+        check_port_free,
+        example_curl,
+        resolve_version,
+        serve_command,
+    )
+    from lib.core.registry import download_code_model
+    from lib.core.settings import load_settings
+
+    settings = load_settings()
+    name, body = _served_model(args.pipeline)
+    check_port_free(args.host, args.port)
+    served = resolve_version(settings.tracking_uri, name, args.version)
+    settings.scratch_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=settings.scratch_dir, prefix="serve-") as folder:
+        model = download_code_model(served.uri, Path(folder) / "model")
+        command, env = serve_command(model, args.host, args.port)
+        address = f"http://{args.host}:{args.port}"
+        print(f"Serving {name} v{served.version} at {address} (POST /invocations, GET /ping)")
+        print(f"Try: {example_curl(args.host, args.port, body)}", flush=True)
+        return _run_server(command, env, f"{address}/ping")
+
+
+def _run_server(command: list[str], env: dict[str, str], ping_url: str) -> int:
+    """Run the scoring server in its own session; say when it answers; stop it on Ctrl-C."""
+    import httpx
+
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    child = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, start_new_session=True)
+    children = {"scoring": child}
+    ready = False
+    try:
+        while child.poll() is None:
+            if not ready:
+                with contextlib.suppress(httpx.HTTPError):
+                    ready = httpx.get(ping_url, timeout=PING_TIMEOUT_SECONDS).status_code == 200
+                if ready:
+                    print("Ready. Ctrl-C stops the server.", flush=True)
+            time.sleep(CHILD_POLL_SECONDS)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        _stop(children)
+        signal.signal(signal.SIGTERM, previous)
+    code = child.returncode
+    print(f"trainflow: error: the scoring server exited with code {code}", file=sys.stderr)
+    return 1
+
+
 def _write_frame(frame: Any, target: Path) -> None:
     from lib.core.atomic import atomic_path
 
@@ -323,6 +398,19 @@ def build_parser() -> argparse.ArgumentParser:
     ui_parser.add_argument("--prefect-port", type=int, default=PREFECT_UI_PORT)
     ui_parser.add_argument("--mlflow-port", type=int, default=MLFLOW_UI_PORT)
     ui_parser.set_defaults(handler=ui)
+
+    serve_model_parser = commands.add_parser(
+        "serve-model",
+        parents=[common],
+        help="serve the champion over HTTP with MLflow's scoring server (/invocations, /ping)",
+    )
+    serve_model_parser.add_argument("pipeline", choices=list(PIPELINES))
+    serve_model_parser.add_argument("--host", default=UI_HOST, help="address to listen on")
+    serve_model_parser.add_argument("--port", type=int, default=MODEL_SERVER_PORT)
+    serve_model_parser.add_argument(
+        "--version", type=int, default=None, help="serve this version instead of the champion"
+    )
+    serve_model_parser.set_defaults(handler=serve_model)
     return parser
 
 

@@ -209,6 +209,8 @@ def _register(
         )
     reason = f"{decision.reason} ({rival.problem})" if rival and rival.problem else decision.reason
     parameters = candidate.parameters
+    module, _, function = spec.serving_signature.partition(":")
+    signature, input_example = getattr(importlib.import_module(module), function)()
     return register(
         client,
         spec.name,
@@ -226,6 +228,8 @@ def _register(
             artifacts=[Path(plot.path) for plot in candidate.evaluation.plots],
             model_config={key: metrics[name] for key, name in spec.model_config.items()} or None,
             reference=Path(candidate.reference.path) if candidate.reference else None,
+            signature=signature,
+            input_example=input_example,
         ),
         promote=decision.promote,
         reason=reason,

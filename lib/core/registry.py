@@ -251,6 +251,8 @@ class Candidate:
 
     `model_code` is the models-from-code file (it calls `mlflow.models.set_model`); MLflow
     copies it into the version, so the version keeps the code it was registered with.
+    `signature` and `input_example` go into its MLmodel: MLflow's scoring server checks
+    requests against the signature, and MLflow serves the example once at logging to check it.
     """
 
     candidate_id: str
@@ -263,6 +265,8 @@ class Candidate:
     artifacts: Sequence[Path]
     model_config: Mapping[str, Any] | None = None
     reference: Path | None = None
+    signature: Any = None
+    input_example: Any = None
 
 
 def register(
@@ -322,6 +326,8 @@ def _log_and_register(
             artifacts=_model_artifacts(candidate),
             model_config=dict(candidate.model_config) if candidate.model_config else None,
             pip_requirements=list(pip_requirements),
+            signature=candidate.signature,
+            input_example=candidate.input_example,
         )
         # The candidate tag is set with the version itself, so a retry after a crash here
         # finds this version instead of registering a second one.
@@ -431,7 +437,6 @@ def load_pyfunc(
     anyway. With `scratch`, the download goes to a folder under it that is removed once the
     model is in memory (MLflow's own default, a system temp folder, is never removed).
     """
-    import mlflow.artifacts
     import mlflow.pyfunc
 
     if scratch is not None:
@@ -439,15 +444,30 @@ def load_pyfunc(
     with (
         tempfile.TemporaryDirectory(dir=scratch) if scratch else contextlib.nullcontext()
     ) as folder:
-        local = mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=folder)
-        if not is_code_model(Model.load(local)):
-            raise ValueError(
-                f"{model_uri} is not a models-from-code version (registered before trainflow "
-                f"stopped storing pickles); it is not loaded: retrain (`trainflow run`) to "
-                f"register one that is"
-            )
+        local = download_code_model(model_uri, folder)
         config = dict(model_config) if model_config is not None else None
-        return mlflow.pyfunc.load_model(local, model_config=config)
+        return mlflow.pyfunc.load_model(str(local), model_config=config)
+
+
+def download_code_model(model_uri: str, folder: str | Path | None) -> Path:
+    """Download the model at `model_uri` into `folder` if it is a models-from-code version.
+
+    Raises:
+        ValueError: the version holds a pickled wrapper (registered before models from
+            code); it is refused, and nothing in it runs.
+    """
+    import mlflow.artifacts
+
+    local = mlflow.artifacts.download_artifacts(
+        artifact_uri=model_uri, dst_path=None if folder is None else str(folder)
+    )
+    if not is_code_model(Model.load(local)):
+        raise ValueError(
+            f"{model_uri} is not a models-from-code version (registered before trainflow "
+            f"stopped storing pickles); it is not loaded: retrain (`trainflow run`) to "
+            f"register one that is"
+        )
+    return Path(local)
 
 
 def download_reference(model_uri: str, folder: Path) -> Path | None:

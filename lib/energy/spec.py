@@ -13,4 +13,5 @@ SPEC = ModelSpec(
     python_model="lib.energy.pyfunc_model",
     presets=PRESETS,
     scorer="lib.energy.evaluate:score_pyfunc",
+    serving_signature="lib.energy.serving:serving_signature",
 )

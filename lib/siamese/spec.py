@@ -13,6 +13,7 @@ SPEC = ModelSpec(
     python_model="lib.siamese.pyfunc_model",
     presets=PRESETS,
     scorer="lib.siamese.evaluate:score_pyfunc",
+    serving_signature="lib.siamese.serving:serving_signature",
     model_config={THRESHOLD_KEY: "threshold"},
     version_tags={THRESHOLD_TAG: "threshold"},
 )
