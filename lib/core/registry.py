@@ -446,7 +446,11 @@ def load_pyfunc(
     ) as folder:
         local = download_code_model(model_uri, folder)
         config = dict(model_config) if model_config is not None else None
-        return mlflow.pyfunc.load_model(str(local), model_config=config)
+        # suppress_warnings skips MLflow's check of the version's pip requirements against
+        # this environment, which reads the file list of every installed distribution
+        # (1-2 s of each `predict`); a models-from-code version runs this environment's
+        # `lib` anyway.
+        return mlflow.pyfunc.load_model(str(local), model_config=config, suppress_warnings=True)
 
 
 def download_code_model(model_uri: str, folder: str | Path | None) -> Path:

