@@ -93,7 +93,7 @@ def _extract(commit: str, folder: Path) -> Path:
 
 
 def startup(before: str, data: Path, root: Path, repeats: int) -> None:
-    buildings = pd.read_excel(data / "ENB2012_data.xlsx").iloc[:5, :10]
+    buildings = pd.read_excel(data / "ENB2012_data.xlsx", engine="openpyxl").iloc[:5, :10]
     inputs = root / "buildings.csv"
     buildings.to_csv(inputs, index=False)
     codes = {f"before ({before})": _extract(before, root / "before"), "after (this checkout)": REPO}
@@ -174,7 +174,7 @@ def _split(frame: pd.DataFrame) -> str:
 
 
 def energy_throughput(data: Path, home: Path, rng: np.random.Generator) -> list[tuple[str, float]]:
-    workbook = pd.read_excel(data / "ENB2012_data.xlsx")[list(FEATURES)].astype("float64")
+    workbook = pd.read_excel(data / "ENB2012_data.xlsx", engine="openpyxl")[list(FEATURES)].astype("float64")
     big = workbook.sample(10_000, replace=True, random_state=rng)
     singles = [_split(workbook.iloc[[i]]) for i in range(200)]
     with served(home, "energy") as url:

@@ -122,15 +122,16 @@ def _pixel_column(frame: pd.DataFrame, column: str) -> np.ndarray:
 def serving_signature() -> tuple[Any, pd.DataFrame]:
     """The signature and input example registered with every siamese version.
 
-    Each column is an array of doubles (the 784 pixels); MLflow's scoring server rejects a
-    missing column or a cell that is not an array of numbers before the model sees it.
-    The example is one pair: the same bright square on black, left and right.
+    Both columns are required; their cells are typed `Any`: MLflow's `Array(double)` refuses
+    JSON integers over HTTP ("Can not safely convert int64 to float64"), and pixels are
+    integers more often than not. `predict` checks each cell (784 numbers in 0..255) and names
+    the first bad one. The example is one pair: the same bright square on black, twice.
     """
     from mlflow.models import ModelSignature
-    from mlflow.types.schema import Array, ColSpec, Schema
+    from mlflow.types.schema import AnyType, ColSpec, Schema
 
     signature = ModelSignature(
-        inputs=Schema([ColSpec(Array("double"), name) for name in (LEFT, RIGHT)]),
+        inputs=Schema([ColSpec(AnyType(), name) for name in (LEFT, RIGHT)]),
         outputs=Schema(
             [
                 ColSpec("double", "distance"),
