@@ -103,7 +103,8 @@ def startup(before: str, data: Path, root: Path, repeats: int) -> None:
         flush=True,
     )
     for label, code in codes.items():
-        home = root / label.split()[0]
+        home = root / f"state-{label.split()[0]}"
+        home.mkdir()
         _cli(
             code,
             home,
@@ -174,7 +175,8 @@ def _split(frame: pd.DataFrame) -> str:
 
 
 def energy_throughput(data: Path, home: Path, rng: np.random.Generator) -> list[tuple[str, float]]:
-    workbook = pd.read_excel(data / "ENB2012_data.xlsx", engine="openpyxl")[list(FEATURES)].astype("float64")
+    workbook = pd.read_excel(data / "ENB2012_data.xlsx", engine="openpyxl")
+    workbook = workbook[list(FEATURES)].astype("float64")
     big = workbook.sample(10_000, replace=True, random_state=rng)
     singles = [_split(workbook.iloc[[i]]) for i in range(200)]
     with served(home, "energy") as url:
@@ -241,7 +243,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="trainflow-serving-") as folder:
         root = Path(folder)
         startup(args.before, args.data, root, args.repeats)
-        rates = energy_throughput(args.data, root / "after", rng)
+        rates = energy_throughput(args.data, root / "state-after", rng)
         siamese_home = root / "siamese"
         siamese_home.mkdir()
         rates += siamese_throughput(args.data, siamese_home, rng)

@@ -12,11 +12,12 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from lib.core.quiet import quiet_tensorflow_import
 from lib.core.settings import (
@@ -289,12 +290,34 @@ def serve_model(args: argparse.Namespace) -> int:
         return _run_server(command, env, f"{address}/ping")
 
 
+def _copy_log(stream: IO[bytes]) -> None:
+    """Pass the server's log on to our stderr, without TensorFlow's start-up banner.
+
+    The server imports TensorFlow in its own process, where `quiet_tensorflow_import` is not
+    installed; its native banner lines are dropped here, line by line.
+    """
+    from lib.core.quiet import is_banner
+
+    for line in iter(stream.readline, b""):
+        if not is_banner(line):
+            sys.stderr.buffer.write(line)
+            sys.stderr.buffer.flush()
+
+
 def _run_server(command: list[str], env: dict[str, str], ping_url: str) -> int:
     """Run the scoring server in its own session; say when it answers; stop it on Ctrl-C."""
     import httpx
 
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
-    child = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, start_new_session=True)
+    child = subprocess.Popen(
+        command,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    assert child.stderr is not None  # piped above
+    threading.Thread(target=_copy_log, args=(child.stderr,), daemon=True).start()
     children = {"scoring": child}
     ready = False
     try:

@@ -164,6 +164,8 @@ def test_energy_champion_answers_flags_and_refuses_bad_requests(
     assert f"Try: curl -s {server.url}/invocations" in stopped.stdout
     assert "Ready. Ctrl-C stops the server." in stopped.stdout
     assert "Traceback" not in stopped.screen and "uvicorn: not found" not in stopped.screen
+    assert "oneDNN custom operations" not in stopped.stderr  # TensorFlow's banner is dropped
+    assert "Uvicorn running on" in stopped.stderr  # the server's own log is passed on
     assert not list((champions.home / "tmp").glob("serve-*"))  # the model copy is removed
 
 
