@@ -428,8 +428,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve the champion over HTTP with MLflow's scoring server (/invocations, /ping)",
     )
     serve_model_parser.add_argument("pipeline", choices=list(PIPELINES))
-    serve_model_parser.add_argument("--host", default=UI_HOST, help="address to listen on")
-    serve_model_parser.add_argument("--port", type=int, default=MODEL_SERVER_PORT)
+    serve_model_parser.add_argument(
+        "--host", default=UI_HOST, help=f"address to listen on (default {UI_HOST})"
+    )
+    serve_model_parser.add_argument(
+        "--port", type=int, default=MODEL_SERVER_PORT, help=f"default {MODEL_SERVER_PORT}"
+    )
     serve_model_parser.add_argument(
         "--version", type=int, default=None, help="serve this version instead of the champion"
     )
