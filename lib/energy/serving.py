@@ -14,7 +14,7 @@ from mlflow.pyfunc import PythonModel
 
 from lib.core.keras_files import load_model
 from lib.core.registry import KERAS_ARTIFACT, REFERENCE_ARTIFACT
-from lib.core.serving import DOMAIN_NOTE, IN_DOMAIN, ServingInputError
+from lib.core.serving import DOMAIN_NOTE, IN_DOMAIN, ServingInputError, predict_rows
 from lib.energy.constants import EXAMPLE_BUILDING, FEATURES, PREDICTED
 from lib.energy.domain import EnergyDomain
 
@@ -46,9 +46,9 @@ class EnergyPyfunc(PythonModel):
         features = model_input[list(FEATURES)]
         _require_finite(features)
         loads = (
-            self._model.predict(features.to_numpy(dtype="float32"), verbose=0)
+            predict_rows(self._model, features.to_numpy(dtype="float32"), len(features))
             if len(features)
-            else (np.empty(0), np.empty(0))
+            else [np.empty(0), np.empty(0)]
         )
         predicted = pd.DataFrame(
             dict(zip(PREDICTED, (np.ravel(load).astype("float64") for load in loads), strict=True)),

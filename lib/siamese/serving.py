@@ -14,7 +14,7 @@ from mlflow.pyfunc import PythonModel
 
 from lib.core.keras_files import load_model
 from lib.core.registry import KERAS_ARTIFACT
-from lib.core.serving import DOMAIN_NOTE, IN_DOMAIN, ServingInputError
+from lib.core.serving import DOMAIN_NOTE, IN_DOMAIN, ServingInputError, predict_rows
 from lib.siamese.constants import (
     IMAGE_SHAPE,
     LEFT,
@@ -70,7 +70,8 @@ class SiamesePyfunc(PythonModel):
             )
         images = {name: _pixel_column(model_input, name) for name in (LEFT, RIGHT)}
         if len(model_input):
-            distance = np.ravel(self._model.predict(images, verbose=0)).astype("float64")
+            [distance] = predict_rows(self._model, images, len(model_input))
+            distance = np.ravel(distance).astype("float64")
         else:
             distance = np.empty(0)
         scored = pd.DataFrame(
