@@ -250,17 +250,17 @@ def ui(args: argparse.Namespace) -> int:
 
 
 def _served_model(pipeline: str) -> tuple[str, str]:
-    """The registered name of `pipeline`'s model and a request body for the curl hint."""
+    """The registered name of `pipeline`'s model and curl's `-d` argument for the hint."""
     import json
 
     if pipeline == "energy":
         from lib.energy.constants import EXAMPLE_BUILDING
         from lib.energy.constants import MODEL_NAME as ENERGY
 
-        return ENERGY, json.dumps({"dataframe_records": [EXAMPLE_BUILDING]})
+        return ENERGY, f"'{json.dumps({'dataframe_records': [EXAMPLE_BUILDING]})}'"
     from lib.siamese.constants import MODEL_NAME as SIAMESE
 
-    return SIAMESE, '{"dataframe_split": {"columns": ["left", "right"], "data": [[L, R]]}}'
+    return SIAMESE, "@pair.json  (a pair of 784-pixel images: README, Serving)"
 
 
 def serve_model(args: argparse.Namespace) -> int:

@@ -106,9 +106,9 @@ def serve_command(model_folder: Path, host: str, port: int) -> tuple[list[str], 
     return command, env
 
 
-def example_curl(host: str, port: int, body: str) -> str:
-    """A one-line request of `body` (JSON) to the server's `/invocations`."""
+def example_curl(host: str, port: int, data: str) -> str:
+    """A one-line request to the server's `/invocations`; `data` is curl's `-d` argument."""
     return (
         f"curl -s http://{host}:{port}{INVOCATIONS_PATH} -H 'Content-Type: application/json' "
-        f"-d '{body}'"
+        f"-d {data}"
     )
