@@ -1,4 +1,4 @@
-"""The `trainflow` command: run pipelines, predict with the champion, serve schedules, open UIs.
+"""The `trainflow` command: run pipelines, predict with or serve the champion, run schedules, UIs.
 
 Heavy imports (Prefect, TensorFlow, MLflow) happen inside the commands, after the noise
 settings below are in place, so `trainflow --help` is instant and quiet. `--help` shows
@@ -8,19 +8,27 @@ settings below are in place, so `trainflow --help` is instant and quiet. `--help
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from flows.summaries import JSON_HELP
 from lib.core.quiet import quiet_tensorflow_import
-from lib.core.settings import MLFLOW_UI_PORT, PREFECT_UI_PORT, UI_HOST, VERBOSE_VARIABLE
+from lib.core.settings import (
+    MLFLOW_UI_PORT,
+    MODEL_SERVER_PORT,
+    PREFECT_UI_PORT,
+    UI_HOST,
+    VERBOSE_VARIABLE,
+)
 
 # TensorFlow's own log level: 3 keeps "failed call to cuInit" (an ERROR line on every machine
 # without a GPU) off the terminal; its import-time banner ignores it (see lib.core.quiet).
@@ -62,6 +70,7 @@ RUN_DESCRIPTION = (
 )
 CHILD_POLL_SECONDS = 0.5
 CHILD_STOP_SECONDS = 15.0
+PING_TIMEOUT_SECONDS = 2.0
 
 
 def _parameters(model: type[Any], **options: Any) -> Any:
@@ -327,6 +336,95 @@ def ui(args: argparse.Namespace) -> int:
     return 1
 
 
+def _served_model(pipeline: str) -> tuple[str, str]:
+    """The registered name of `pipeline`'s model and curl's `-d` argument for the hint."""
+    import json
+
+    if pipeline == "energy":
+        from lib.energy.constants import EXAMPLE_BUILDING
+        from lib.energy.constants import MODEL_NAME as ENERGY
+
+        return ENERGY, f"'{json.dumps({'dataframe_records': [EXAMPLE_BUILDING]})}'"
+    from lib.siamese.constants import MODEL_NAME as SIAMESE
+
+    return SIAMESE, "@pair.json  (a pair of 784-pixel images: README, Serving)"
+
+
+def serve_model(args: argparse.Namespace) -> int:
+    """Serve the champion (or `--version`) over HTTP until Ctrl-C or SIGTERM; exit 0 then."""
+    import tempfile
+
+    from lib.core.model_server import (
+        check_port_free,
+        example_curl,
+        resolve_version,
+        serve_command,
+    )
+    from lib.core.registry import download_code_model
+    from lib.core.settings import load_settings
+
+    settings = load_settings()
+    name, body = _served_model(args.pipeline)
+    check_port_free(args.host, args.port)
+    served = resolve_version(settings.tracking_uri, name, args.version)
+    settings.scratch_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=settings.scratch_dir, prefix="serve-") as folder:
+        model = download_code_model(served.uri, Path(folder) / "model")
+        command, env = serve_command(model, args.host, args.port)
+        address = f"http://{args.host}:{args.port}"
+        print(f"Serving {name} v{served.version} at {address} (POST /invocations, GET /ping)")
+        print(f"Try: {example_curl(args.host, args.port, body)}", flush=True)
+        return _run_server(command, env, f"{address}/ping")
+
+
+def _copy_log(stream: IO[bytes]) -> None:
+    """Pass the server's log on to our stderr, without TensorFlow's start-up banner.
+
+    The server imports TensorFlow in its own process, where `quiet_tensorflow_import` is not
+    installed; its native banner lines are dropped here, line by line.
+    """
+    from lib.core.quiet import is_banner
+
+    for line in iter(stream.readline, b""):
+        if not is_banner(line):
+            sys.stderr.buffer.write(line)
+            sys.stderr.buffer.flush()
+
+
+def _run_server(command: list[str], env: dict[str, str], ping_url: str) -> int:
+    """Run the scoring server in its own session; say when it answers; stop it on Ctrl-C."""
+    import httpx
+
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    child = subprocess.Popen(
+        command,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    assert child.stderr is not None  # piped above
+    threading.Thread(target=_copy_log, args=(child.stderr,), daemon=True).start()
+    children = {"scoring": child}
+    ready = False
+    try:
+        while child.poll() is None:
+            if not ready:
+                with contextlib.suppress(httpx.HTTPError):
+                    ready = httpx.get(ping_url, timeout=PING_TIMEOUT_SECONDS).status_code == 200
+                if ready:
+                    print("Ready. Ctrl-C stops the server.", flush=True)
+            time.sleep(CHILD_POLL_SECONDS)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        _stop(children)
+        signal.signal(signal.SIGTERM, previous)
+    code = child.returncode
+    print(f"trainflow: error: the scoring server exited with code {code}", file=sys.stderr)
+    return 1
+
+
 def _write_frame(frame: Any, target: Path) -> None:
     from lib.core.atomic import atomic_path
 
@@ -440,6 +538,23 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"port of the MLflow UI: training runs, registered models (default {MLFLOW_UI_PORT})",
     )
     ui_parser.set_defaults(handler=ui)
+
+    serve_model_parser = commands.add_parser(
+        "serve-model",
+        parents=[common],
+        help="serve the champion over HTTP with MLflow's scoring server (/invocations, /ping)",
+    )
+    serve_model_parser.add_argument("pipeline", choices=list(PIPELINES))
+    serve_model_parser.add_argument(
+        "--host", default=UI_HOST, help=f"address to listen on (default {UI_HOST})"
+    )
+    serve_model_parser.add_argument(
+        "--port", type=int, default=MODEL_SERVER_PORT, help=f"default {MODEL_SERVER_PORT}"
+    )
+    serve_model_parser.add_argument(
+        "--version", type=int, default=None, help="serve this version instead of the champion"
+    )
+    serve_model_parser.set_defaults(handler=serve_model)
     return parser
 
 

@@ -226,6 +226,8 @@ def _register(
         )
     reason = f"{decision.reason} ({rival.problem})" if rival and rival.problem else decision.reason
     parameters = candidate.parameters
+    module, _, function = spec.serving_signature.partition(":")
+    signature, input_example = getattr(importlib.import_module(module), function)()
     return register(
         client,
         spec.name,
@@ -246,6 +248,8 @@ def _register(
             reference=Path(candidate.reference.path) if candidate.reference else None,
             started_at=candidate.started_at,
             description=spec.description,
+            signature=signature,
+            input_example=input_example,
         ),
         promote=decision.promote,
         reason=reason,

@@ -31,6 +31,9 @@ class ModelSpec:
         presets: named training recipes; ``"default"`` is what a plain run trains.
         scorer: ``"module:function"`` scoring a registered pyfunc on a candidate's test data,
             ``scorer(pyfunc, *test_files) -> metrics``; imported only when a champion is scored.
+        serving_signature: ``"module:function"`` returning the MLflow signature and input
+            example registered with each version, ``function() -> (signature, example)``;
+            imported only when a version is registered.
         model_config: metrics of the evaluation that the pyfunc reads from its
             `model_config` (e.g. the calibrated threshold), by model_config key.
         version_tags: metrics of the evaluation also set as tags on the model version,
@@ -45,6 +48,7 @@ class ModelSpec:
     python_model: str
     presets: Mapping[str, BaseModel]
     scorer: str
+    serving_signature: str
     model_config: Mapping[str, str] = field(default_factory=dict)
     version_tags: Mapping[str, str] = field(default_factory=dict)
     description: str = ""

@@ -307,6 +307,8 @@ class Candidate:
     `started_at` (seconds since the epoch) is when training began: the run spans train,
     evaluate and register, not registration alone. `description` says what the model
     predicts from what; it describes the registered model and opens each version's.
+    `signature` and `input_example` go into its MLmodel: MLflow's scoring server checks
+    requests against the signature, and MLflow serves the example once at logging to check it.
     """
 
     candidate_id: str
@@ -321,6 +323,8 @@ class Candidate:
     reference: Path | None = None
     started_at: float | None = None
     description: str = ""
+    signature: Any = None
+    input_example: Any = None
 
 
 def register(
@@ -381,6 +385,8 @@ def _log_and_register(
             artifacts=_model_artifacts(candidate),
             model_config=dict(candidate.model_config) if candidate.model_config else None,
             pip_requirements=list(pip_requirements),
+            signature=candidate.signature,
+            input_example=candidate.input_example,
         )
         # The candidate tag is set with the version itself, so a retry after a crash here
         # finds this version instead of registering a second one.
@@ -519,7 +525,6 @@ def load_pyfunc(
     anyway. With `scratch`, the download goes to a folder under it that is removed once the
     model is in memory (MLflow's own default, a system temp folder, is never removed).
     """
-    import mlflow.artifacts
     import mlflow.pyfunc
 
     if scratch is not None:
@@ -527,15 +532,34 @@ def load_pyfunc(
     with (
         tempfile.TemporaryDirectory(dir=scratch) if scratch else contextlib.nullcontext()
     ) as folder:
-        local = mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=folder)
-        if not is_code_model(Model.load(local)):
-            raise ValueError(
-                f"{model_uri} is not a models-from-code version (registered before trainflow "
-                f"stopped storing pickles); it is not loaded: retrain (`trainflow run`) to "
-                f"register one that is"
-            )
+        local = download_code_model(model_uri, folder)
         config = dict(model_config) if model_config is not None else None
-        return mlflow.pyfunc.load_model(local, model_config=config)
+        # suppress_warnings skips MLflow's check of the version's pip requirements against
+        # this environment, which reads the file list of every installed distribution
+        # (1-2 s of each `predict`); a models-from-code version runs this environment's
+        # `lib` anyway.
+        return mlflow.pyfunc.load_model(str(local), model_config=config, suppress_warnings=True)
+
+
+def download_code_model(model_uri: str, folder: str | Path | None) -> Path:
+    """Download the model at `model_uri` into `folder` if it is a models-from-code version.
+
+    Raises:
+        ValueError: the version holds a pickled wrapper (registered before models from
+            code); it is refused, and nothing in it runs.
+    """
+    import mlflow.artifacts
+
+    local = mlflow.artifacts.download_artifacts(
+        artifact_uri=model_uri, dst_path=None if folder is None else str(folder)
+    )
+    if not is_code_model(Model.load(local)):
+        raise ValueError(
+            f"{model_uri} is not a models-from-code version (registered before trainflow "
+            f"stopped storing pickles); it is not loaded: retrain (`trainflow run`) to "
+            f"register one that is"
+        )
+    return Path(local)
 
 
 def download_reference(model_uri: str, folder: Path) -> Path | None:

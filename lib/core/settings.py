@@ -16,6 +16,8 @@ DEFAULT_HOME = Path("~/.trainflow")
 UI_HOST = "127.0.0.1"
 PREFECT_UI_PORT = 4200
 MLFLOW_UI_PORT = 5000
+MODEL_SERVER_PORT = 5001
+"""Default port of `trainflow serve-model` (MLflow's own default, 5000, is the UI's)."""
 
 
 @dataclass(frozen=True)

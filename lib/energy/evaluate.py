@@ -13,7 +13,7 @@ from lib.core.evaluation import Evaluated
 from lib.core.faults import fault_point
 from lib.core.keras_files import load_model
 from lib.core.plots import learning_curves
-from lib.energy.constants import FEATURES, TARGETS
+from lib.energy.constants import FEATURES, PREDICTED, TARGETS
 from lib.energy.metrics import flat_metrics
 from lib.energy.plots import predicted_vs_actual
 from lib.energy.splits import load_part
@@ -48,4 +48,4 @@ def score_pyfunc(pyfunc: Any, table: Path, split: Path) -> dict[str, float]:
     """Metrics of a registered model (an MLflow pyfunc) on the same test rows."""
     x_test, y_test = load_part(table, split, "test")
     predicted = pyfunc.predict(pd.DataFrame(x_test, columns=list(FEATURES)))
-    return flat_metrics(y_test, predicted[list(TARGETS)].to_numpy())
+    return flat_metrics(y_test, predicted[list(PREDICTED)].to_numpy())

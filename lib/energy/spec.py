@@ -18,6 +18,9 @@ SPEC = ModelSpec(
         "design features, trained on the UCI ENB2012 data. Input: a table with columns X1..X8 "
         "in the workbook's units (relative compactness, surface, wall and roof areas, overall "
         "height, orientation code 2-5, glazing area, glazing distribution code 0-5); other "
-        "columns are ignored. Output: columns Y1 and Y2, one row per input row."
+        "columns are ignored. Output, one row per input row: Y1_predicted and Y2_predicted, "
+        "in_domain (false when an input lies outside what the model was trained on) and "
+        "domain_note (why)."
     ),
+    serving_signature="lib.energy.serving:serving_signature",
 )

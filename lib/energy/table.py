@@ -8,6 +8,7 @@ to trust the file: source hash and name, sheet, schema version, row count and co
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import numbers
@@ -164,19 +165,45 @@ def read_feature_table(path: Path) -> pd.DataFrame:
         WorkbookError: unsupported suffix, unreadable file, or a feature column or cell
             breaks the schema.
     """
+    return validate_cells(_read_cells(path, FEATURES))
+
+
+def read_actual_loads(path: Path, rows: int) -> pd.DataFrame | None:
+    """The Y1 and Y2 columns of a feature table as given, when it has both; else None.
+
+    Called after `read_feature_table` passed, for `rows` rows: the cells are not validated
+    (a blank actual load is fine: it is not an input), only kept beside the predictions.
+    """
+    try:
+        cells = _read_cells(path, FEATURES + TARGETS)
+    except WorkbookError:
+        return None
+    if isinstance(cells, NumericCells):  # every cell a number: the columns as they are
+        numbers = {name: cells.numbers[len(FEATURES) + i][:rows] for i, name in enumerate(TARGETS)}
+        return pd.DataFrame(numbers).reindex(range(rows))
+    given = {
+        name: [row[len(FEATURES) + i] for row in cells.rows[:rows]]
+        for i, name in enumerate(TARGETS)
+    }
+    frame = pd.DataFrame(given, dtype=object).reindex(range(rows))
+    for name in TARGETS:  # numbers stay numbers; a column with any text stays text
+        with contextlib.suppress(ValueError, TypeError):
+            frame[name] = pd.to_numeric(frame[name])
+    return frame
+
+
+def _read_cells(path: Path, columns: Sequence[str]) -> Cells | NumericCells:
     suffix = path.suffix.lower()
     if suffix in _WORKBOOK_SUFFIXES:
-        cells = read_xlsx_cells(path, FEATURES)
-    elif suffix in _CSV_SUFFIXES:
-        cells = read_csv_cells(path, FEATURES)
-    elif suffix in _PARQUET_SUFFIXES:
-        cells = read_parquet_cells(path, FEATURES)
-    else:
-        accepted = ", ".join(_WORKBOOK_SUFFIXES + _CSV_SUFFIXES + _PARQUET_SUFFIXES)
-        raise WorkbookError(
-            f"'{path}': expected a feature table with suffix {accepted}. Received: {suffix!r}."
-        )
-    return validate_cells(cells)
+        return read_xlsx_cells(path, columns)
+    if suffix in _CSV_SUFFIXES:
+        return read_csv_cells(path, columns)
+    if suffix in _PARQUET_SUFFIXES:
+        return read_parquet_cells(path, columns)
+    accepted = ", ".join(_WORKBOOK_SUFFIXES + _CSV_SUFFIXES + _PARQUET_SUFFIXES)
+    raise WorkbookError(
+        f"'{path}': expected a feature table with suffix {accepted}. Received: {suffix!r}."
+    )
 
 
 def validate_cells(cells: Cells | NumericCells) -> pd.DataFrame:

@@ -13,6 +13,7 @@ SPEC = ModelSpec(
     python_model="lib.siamese.pyfunc_model",
     presets=PRESETS,
     scorer="lib.siamese.evaluate:score_pyfunc",
+    serving_signature="lib.siamese.serving:serving_signature",
     model_config={THRESHOLD_KEY: "threshold"},
     version_tags={THRESHOLD_TAG: "threshold"},
     description=(
@@ -20,6 +21,7 @@ SPEC = ModelSpec(
         "network trained on 28x28 grayscale images). Input: a table with columns `left` and "
         "`right`, each cell 784 pixel values 0-255 (light garment on black). Output: "
         "`distance` between the two embeddings and `same`, true when the distance is below "
-        f"the threshold calibrated on validation pairs (tag {THRESHOLD_TAG})."
+        f"the threshold calibrated on validation pairs (tag {THRESHOLD_TAG}), `in_domain` "
+        "(false when an image does not look like Fashion-MNIST) and `domain_note` (why)."
     ),
 )

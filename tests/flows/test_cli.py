@@ -11,7 +11,7 @@ import pytest
 from flows.cli import main
 from lib.core.registry import connect
 from lib.core.settings import load_settings
-from lib.energy.constants import MODEL_NAME
+from lib.energy.constants import MODEL_NAME, PREDICTED
 from lib.energy.spec import SPEC
 from tests.fixtures.energy import energy_rows, write_energy_workbook
 from tests.fixtures.tampering import register_legacy_champion
@@ -36,8 +36,8 @@ def test_run_then_predict_energy(
     output = tmp_path / "predictions.parquet"
     assert main(["predict", "energy", str(inputs), "--output", str(output)]) == 0
     predicted = pd.read_parquet(output)
-    assert list(predicted.columns[-2:]) == ["Y1", "Y2"] and len(predicted) == 5
-    assert predicted["Y1"].between(0, 100).all()
+    assert list(predicted.columns[8:]) == [*PREDICTED, "in_domain", "domain_note"]
+    assert len(predicted) == 5 and predicted["Y1_predicted"].between(0, 100).all()
 
 
 def test_bad_source_is_one_line_and_exit_1(

@@ -95,7 +95,10 @@ def test_siamese_flow_trains_registers_serves(synthetic_fashion: Path) -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True
     )
     served = json.loads(child.stdout.strip().splitlines()[-1])
-    assert served == {"columns": ["distance", "same"], "same": [True, False]}
+    assert served == {
+        "columns": ["distance", "same", "in_domain", "domain_note"],
+        "same": [True, False],
+    }
 
 
 def test_corrupt_download_fails_before_training(synthetic_fashion: Path) -> None:

@@ -56,7 +56,7 @@ from lib.core.registry import (
     registered_models_url,
 )
 from lib.core.training import save_model
-from lib.energy.constants import FEATURES, TARGETS
+from lib.energy.constants import FEATURES, PREDICTED
 from lib.energy.model import build_energy_model
 from lib.energy.recipes import PRESETS
 from lib.energy.spec import SPEC
@@ -327,14 +327,16 @@ def served(registry: Recorded) -> Any:
 def test_champion_predicts_y1_y2_from_raw_features(registry: Recorded, served: Any) -> None:
     frame = registry.frame.set_index(pd.RangeIndex(100, 100 + N_ROWS))
     predicted = served.predict(frame)
-    assert list(predicted.columns) == list(TARGETS)
+    assert list(predicted.columns) == [*PREDICTED, "in_domain", "domain_note"]
     assert list(predicted.index) == list(frame.index)  # rows stay aligned with the input
-    np.testing.assert_allclose(predicted.to_numpy(), registry.expected, rtol=0, atol=TOLERANCE)
+    loads = predicted[list(PREDICTED)].to_numpy()
+    np.testing.assert_allclose(loads, registry.expected, rtol=0, atol=TOLERANCE)
 
 
 def test_champion_accepts_extra_columns_in_any_order(registry: Recorded, served: Any) -> None:
     frame = registry.frame[list(reversed(FEATURES))].assign(building="A")
-    np.testing.assert_allclose(served.predict(frame).to_numpy(), registry.expected, atol=TOLERANCE)
+    loads = served.predict(frame)[list(PREDICTED)].to_numpy()
+    np.testing.assert_allclose(loads, registry.expected, atol=TOLERANCE)
 
 
 def test_champion_names_a_missing_column(registry: Recorded, served: Any) -> None:
@@ -350,8 +352,9 @@ import mlflow.pyfunc
 
 model = mlflow.pyfunc.load_model(sys.argv[1])
 predicted = model.predict(pd.read_parquet(sys.argv[2]))
-assert list(predicted.columns) == ["Y1", "Y2"], list(predicted.columns)
-np.save(sys.argv[3], predicted.to_numpy())
+loads = ["Y1_predicted", "Y2_predicted"]
+assert list(predicted.columns) == [*loads, "in_domain", "domain_note"], list(predicted.columns)
+np.save(sys.argv[3], predicted[loads].to_numpy())
 """
 
 
@@ -399,7 +402,7 @@ def test_a_pickle_planted_in_a_version_never_runs(registry: Recorded) -> None:
 
     uri = f"models:/{NAME}/{registry.third.version}"
     for model in (load_pyfunc(uri), mlflow.pyfunc.load_model(uri)):
-        assert list(model.predict(registry.frame).columns) == list(TARGETS)
+        assert list(model.predict(registry.frame).columns)[:2] == list(PREDICTED)
     assert not marker.exists()
 
 

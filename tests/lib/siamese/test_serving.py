@@ -81,7 +81,9 @@ def _frame(left: np.ndarray = LEFT, right: np.ndarray = RIGHT) -> pd.DataFrame:
 def test_registered_model_predicts_distance_and_verdict(logged: dict[str, Any]) -> None:
     loaded = mlflow.pyfunc.load_model(logged["uri"])
     result = loaded.predict(_frame())
-    assert list(result.columns) == ["distance", "same"]
+    assert list(result.columns) == ["distance", "same", "in_domain", "domain_note"]
+    assert result["in_domain"].dtype == bool  # uniform noise: its border is half-bright
+    assert (result["domain_note"] == "").tolist() == result["in_domain"].tolist()
     assert list(result.index) == [f"pair-{k}" for k in range(N_PAIRS)]
     assert result["distance"].dtype == np.float64 and result["same"].dtype == bool
     np.testing.assert_allclose(result["distance"], logged["distances"], rtol=1e-5)
@@ -111,7 +113,17 @@ def test_accepts_numpy_cells_and_ignores_extra_columns(logged: dict[str, Any]) -
 def test_empty_frame_gives_empty_result(logged: dict[str, Any]) -> None:
     loaded = mlflow.pyfunc.load_model(logged["uri"])
     result = loaded.predict(_frame().iloc[:0])
-    assert list(result.columns) == ["distance", "same"] and len(result) == 0
+    assert list(result.columns) == ["distance", "same", "in_domain", "domain_note"]
+    assert len(result) == 0
+
+
+def test_a_light_background_is_flagged_not_fashion_mnist_like(logged: dict[str, Any]) -> None:
+    loaded = mlflow.pyfunc.load_model(logged["uri"])
+    dark = LEFT // 4  # light-on-black, as Fashion-MNIST: border mean near 32
+    result = loaded.predict(_frame(dark, 255 - dark))
+    assert not result["in_domain"].any()
+    assert loaded.predict(_frame(dark, dark))["in_domain"].all()
+    assert result["domain_note"].str.startswith("right image has a light background").all()
 
 
 def _with_cell(column: str, row: int, value: Any) -> pd.DataFrame:
