@@ -8,7 +8,6 @@ to trust the file: source hash and name, sheet, schema version, row count and co
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import numbers
@@ -169,26 +168,37 @@ def read_feature_table(path: Path) -> pd.DataFrame:
 
 
 def read_actual_loads(path: Path, rows: int) -> pd.DataFrame | None:
-    """The Y1 and Y2 columns of a feature table as given, when it has both; else None.
+    """The Y1 and Y2 columns of a feature table as given, those it has; None if neither.
 
     Called after `read_feature_table` passed, for `rows` rows: the cells are not validated
     (a blank actual load is fine: it is not an input), only kept beside the predictions.
     """
+    both = _given_columns(path, TARGETS, rows)  # one more read of the file, as a rule
+    if both is not None:
+        return both
+    found = [
+        column for name in TARGETS if (column := _given_columns(path, (name,), rows)) is not None
+    ]
+    return pd.concat(found, axis=1) if found else None
+
+
+def _given_columns(path: Path, names: Sequence[str], rows: int) -> pd.DataFrame | None:
+    """Columns `names` of the table as given, first `rows` rows; None if one is missing."""
     try:
-        cells = _read_cells(path, FEATURES + TARGETS)
+        cells = _read_cells(path, (*FEATURES, *names))
     except WorkbookError:
         return None
-    if isinstance(cells, NumericCells):  # every cell a number: the columns as they are
-        numbers = {name: cells.numbers[len(FEATURES) + i][:rows] for i, name in enumerate(TARGETS)}
-        return pd.DataFrame(numbers).reindex(range(rows))
-    given = {
-        name: [row[len(FEATURES) + i] for row in cells.rows[:rows]]
-        for i, name in enumerate(TARGETS)
-    }
-    frame = pd.DataFrame(given, dtype=object).reindex(range(rows))
-    for name in TARGETS:  # numbers stay numbers; a column with any text stays text
-        with contextlib.suppress(ValueError, TypeError):
-            frame[name] = pd.to_numeric(frame[name])
+    frame = pd.DataFrame(index=range(rows))
+    for offset, name in enumerate(names, start=len(FEATURES)):
+        if isinstance(cells, NumericCells):  # every cell a number: the column as it is
+            frame[name] = pd.Series(cells.numbers[offset][:rows]).reindex(range(rows))
+            continue
+        column = pd.Series([row[offset] for row in cells.rows[:rows]], dtype=object)
+        column = column.reindex(range(rows))
+        try:  # numbers stay numbers; a column with any text stays text
+            frame[name] = pd.to_numeric(column)
+        except (ValueError, TypeError):
+            frame[name] = column
     return frame
 
 

@@ -446,3 +446,31 @@ def test_a_long_text_cell_is_quoted_in_part(tmp_path: Path) -> None:
     with pytest.raises(WorkbookError, match=r"Received: row 3 = 'secret secret .{18}'\.\.\.$"):
         convert(path, tmp_path / "out.parquet")
     assert not (tmp_path / "out.parquet").exists()
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [("Y1,Y2", ["Y1", "Y2"]), ("Y1", ["Y1"]), ("Y2", ["Y2"]), ("note", [])],
+)
+def test_actual_loads_are_kept_whichever_the_file_has(
+    tmp_path: Path, given: str, kept: list[str]
+) -> None:
+    from lib.energy.table import read_actual_loads
+
+    extra = given.split(",")
+    rows = [
+        "X1,X2,X3,X4,X5,X6,X7,X8," + given,
+        "0.98,514.5,294,110.25,7,2,0,0," + ",".join("15.5" for _ in extra),
+        "0.9,563.5,318.5,122.5,7,3,0.1,1," + ",".join("" for _ in extra),
+    ]
+    table = tmp_path / "buildings.csv"
+    table.write_text("\n".join(rows) + "\n")
+
+    actual = read_actual_loads(table, 2)
+
+    if not kept:
+        assert actual is None
+        return
+    assert actual is not None and list(actual.columns) == kept
+    assert actual.iloc[0].tolist() == [15.5] * len(kept)
+    assert actual.iloc[1].isna().all()
