@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 import flows.cli as cli
+import flows.servers as children_of
 from lib.core.registry import EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND
 from tests.e2e.servers import free_port, wait_until
 from tests.fixtures.cli_process import Started, cli_env, finish, start_cli
@@ -36,7 +37,7 @@ def started(monkeypatch: pytest.MonkeyPatch) -> list[subprocess.Popen[bytes]]:
         children.append(child)
         return child
 
-    monkeypatch.setattr(cli.subprocess, "Popen", recording)
+    monkeypatch.setattr(children_of.subprocess, "Popen", recording)
     return children
 
 
@@ -45,7 +46,7 @@ def servers(prefect: list[str], mlflow: list[str]) -> Any:
 
 
 def test_real_commands_bind_to_loopback_with_the_registry_uri() -> None:
-    commands = cli.ui_commands("sqlite:////tmp/reg.db", 4300, 5100)
+    commands = children_of.ui_commands("sqlite:////tmp/reg.db", 4300, 5100)
 
     assert commands["Prefect"][0] == "http://127.0.0.1:4300"
     assert commands["Prefect"][1][1:] == [
@@ -64,7 +65,7 @@ def test_one_server_dying_stops_the_other(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setattr(cli, "ui_commands", servers(SLEEPER, FAILING))
+    monkeypatch.setattr(children_of, "ui_commands", servers(SLEEPER, FAILING))
 
     assert cli.main(["ui"]) == 1
 
@@ -80,13 +81,13 @@ def test_one_server_dying_stops_the_other(
 def test_ctrl_c_stops_both_and_exits_0(
     trainflow_home: Path, started: list[subprocess.Popen[bytes]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(cli, "ui_commands", servers(SLEEPER, SLEEPER))
+    monkeypatch.setattr(children_of, "ui_commands", servers(SLEEPER, SLEEPER))
 
     def interrupted(children: dict[str, subprocess.Popen[bytes]]) -> str:
         assert all(child.poll() is None for child in children.values())
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "_first_exited", interrupted)
+    monkeypatch.setattr(children_of, "_first_exited", interrupted)
 
     assert cli.main(["ui"]) == 0
     assert [child.returncode for child in started] == [-signal.SIGTERM, -signal.SIGTERM]
