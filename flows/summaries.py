@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -53,10 +54,15 @@ def print_tables(summaries: Sequence[RunSummary], file: TextIO) -> None:
     """Print a table per pipeline; as wide as the terminal, 80 columns when not a terminal."""
     from rich.console import Console
 
-    console = Console(file=file, highlight=False)
+    on_terminal = file.isatty()
+    # Off a terminal, render to text first: rich pads wrapped lines to the table's width,
+    # and trailing blanks in a log file or a pipe are noise for whoever greps it.
+    text = io.StringIO()
+    console = Console(file=file if on_terminal else text, highlight=False)
     for summary in summaries:
         console.print()
         console.print(summary_table(summary))
+    file.write("".join(line.rstrip() + "\n" for line in text.getvalue().splitlines()))
 
 
 def summary_table(summary: RunSummary) -> RenderableType:
