@@ -42,6 +42,7 @@ BAR = r"energy [━╸╺]+"
 SUMMARY_KEYS = {
     "pipeline", "error", "model", "version", "version_url", "promoted", "newly_registered",
     "reason", "metrics", "champion_metrics", "champion_version", "epochs", "train_seconds",
+    "drift",
 }  # fmt: skip
 TERMINAL_SECONDS = 600
 
@@ -112,10 +113,16 @@ def test_a_plain_run_ends_with_a_summary_table_in_80_columns(runs: Runs) -> None
     assert all(re.fullmatch(r"-?\d+\.\d{4}", value) for value in metrics.values())
     details = lines[10:]
     assert details[0].startswith("decision  no champion yet")
-    assert details[-2] == f"trained   {EPOCHS} epochs in " + details[-2].split(" in ")[1]
+    [trained] = [line for line in details if line.startswith("trained ")]
+    assert trained == f"trained   {EPOCHS} epochs in " + trained.split(" in ")[1]
+    drift = " ".join(" ".join(details[details.index(trained) + 1 : -1]).split())
+    assert (
+        drift == "drift not checked: energy-efficiency has no champion yet: nothing to compare with"
+    )
     assert details[-1] == "MLflow    http://127.0.0.1:5000/#/models/energy-efficiency/versions/1"
     assert max(len(line) for line in lines) <= 80
-    assert len(lines) == 10 + len(details) and len(details) <= 5  # the reason may wrap
+    assert all(line == line.rstrip() for line in runs.plain.stdout.splitlines())
+    assert len(details) <= 7  # the reason and the drift may wrap
 
 
 @pytest.mark.slow
