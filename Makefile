@@ -29,12 +29,17 @@ lint: $(STAMP)
 types: $(STAMP)
 	$(BIN)/mypy lib tasks flows tools
 
+# Two test processes (pytest-xdist): most tests wait on subprocesses, servers and start-up,
+# so two share a 2-core machine well; each TensorFlow in them gets one intra-op thread.
+PYTEST_WORKERS ?= 2
+PYTEST := TF_NUM_INTRAOP_THREADS=1 $(BIN)/python -m pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS)
+
 pytest: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15
+	$(PYTEST) --durations=15
 
 # For iteration: everything but the tests marked slow (real data, real servers, kills, races).
 test-fast: lint types
-	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow"
+	$(PYTEST) -m "not slow"
 
 # Opt-in: the report's plots render in both Prefect UIs (needs /usr/bin/chromium).
 ui-check: $(STAMP)
