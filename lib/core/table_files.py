@@ -49,7 +49,7 @@ from lib.core.errors import InputError
 from lib.core.inflate import inflated_chunks
 from lib.core.parquet_pages import DATA_PAGE, DATA_PAGE_V2, PageHeaderError, read_page_headers
 from lib.core.xlsx_columns import as_floats, read_csv_numbers, read_number_columns
-from lib.core.xlsx_numbers import read_part_numbers
+from lib.core.xlsx_numbers import NotNumbers, read_part_numbers
 from lib.core.xlsx_scan import NARROW_COLUMNS, PartScan, scan_chunks
 
 EXCEL_MAX_ROWS = 1_048_576
@@ -299,7 +299,8 @@ def _read_numbers(
     is a number; ``None`` sends the sheet to openpyxl, cell by cell, to name what is not.
 
     A sheet of plain numbers is parsed from its XML directly (`lib.core.xlsx_numbers`: a
-    fraction of calamine's time and memory); one that parser declines goes to calamine.
+    fraction of calamine's time and memory); one that parser declines goes to calamine,
+    unless it found a wanted cell that is certainly text or blank (calamine would decline).
 
     Before calamine runs: the sheet must be plain (`lib.core.xlsx_scan`: calamine holds the
     rectangle from A1 to the last cell in memory, 32 bytes a cell, so two cells in A1 and
@@ -317,7 +318,10 @@ def _read_numbers(
     _check_row_numbers(numbers, where)
     book = sheet.parent
     dates = set(book._date_formats) | set(book._timedelta_formats)
-    plain = read_part_numbers(data, sheet._worksheet_path, header_row, positions, dates)
+    try:
+        plain = read_part_numbers(data, sheet._worksheet_path, header_row, positions, dates)
+    except NotNumbers:
+        return None  # calamine would decline it too, after seconds on a large sheet
     if plain is not None:
         return plain  # rows within Excel's, so within MAX_DATA_ROWS
     columns = read_number_columns(data, title, header_row, positions)

@@ -53,6 +53,11 @@ _PADDING = bytes(64)
 """Zeros after a chunk so that looking a few bytes past its last tag stays in bounds."""
 
 
+class NotNumbers(Exception):
+    """A wanted cell below the header is certainly no number, or certainly blank, so that
+    calamine would decline the sheet too: only a cell-by-cell reading can name it."""
+
+
 @dataclass
 class _Columns:
     """The values found so far, and what the next wanted cell must be."""
@@ -67,14 +72,20 @@ class _Columns:
     pieces: list[list[np.ndarray]] = field(default_factory=list)
 
     def expect(self, rows: np.ndarray, columns: np.ndarray) -> bool:
-        """Whether these cells continue a full rectangle from the row below the header."""
-        order = self.found + np.arange(len(rows))
+        """Whether these cells continue a full rectangle from the row below the header.
+
+        Raises:
+            NotNumbers: they come in order but skip a cell: a blank inside the data.
+        """
         width = len(self.wanted)
-        fits = np.array_equal(rows, self.header_row + 1 + order // width) and np.array_equal(
-            columns, self.wanted[order % width]
-        )
+        places = (rows - self.header_row - 1) * width + np.searchsorted(self.wanted, columns)
+        order = self.found + np.arange(len(rows))
         self.found += len(rows)
-        return fits
+        if np.array_equal(places, order):
+            return True
+        if np.all(np.diff(places) > 0) and (not len(places) or places[0] >= order[0]):
+            raise NotNumbers
+        return False
 
     def add(self, values: np.ndarray, first: int) -> None:
         """File one chunk's values, the first of which is wanted cell number `first`.
@@ -117,6 +128,10 @@ def read_plain_numbers(
     Returns:
         One float64 array per position, element 0 in row ``header_row + 1``, up to the last
         row holding a wanted value, every cell a finite number; ``None`` for anything else.
+
+    Raises:
+        NotNumbers: a wanted cell is typed other than a number (``t="s"``, ``"str"``,
+            ``"inlineStr"``, ``"b"``, ``"e"``, ``"d"``), or blank before the last data row.
     """
     wanted = np.array(sorted(positions), dtype=np.int64)
     if not len(wanted) or wanted[-1] >= NARROW_COLUMNS:
@@ -135,7 +150,7 @@ def read_plain_numbers(
     if not _read_chunk(tail, len(tail), state) or not state.found:
         return None
     if state.found % len(wanted):
-        return None  # the last row misses a wanted cell
+        raise NotNumbers  # the last row misses a wanted cell
     columns = []
     for piece in state.pieces:
         columns.append(np.concatenate(piece))
@@ -169,9 +184,9 @@ def _read_chunk(text: bytes, end: int, state: _Columns) -> bool:
     cells, rows, digits, closing = cells[valued], rows[valued], digits[valued], closing[valued]
     starts = opening[cells]
     columns = window[starts + len(_CELL_OPENING)].astype(np.int64) - ord("A")
-    if not _holds_one_value(words, tags, cells):
-        return False
     if not _plain_attributes(window, starts, closing, digits, state.date_styles):
+        return False
+    if not _holds_one_value(words, tags, cells):
         return False
     first_found = state.found
     if not state.expect(rows, columns):
@@ -262,7 +277,7 @@ def _plain_attributes(
         return False
     types = equals[is_type]
     if np.any(window[types + 2] != ord("n")) or np.any(window[types + 3] != _QUOTE):
-        return False
+        raise NotNumbers  # text, a boolean, an error value, a date as text
     styles = equals[is_style]
     indices = digit_values(window[styles[:, None] + 2 + np.arange(_STYLE_DIGITS)])
     if indices is None or np.any(np.isin(indices, date_styles)):
