@@ -131,7 +131,8 @@ def read_plain_numbers(
 
     Raises:
         NotNumbers: a wanted cell is typed other than a number (``t="s"``, ``"str"``,
-            ``"inlineStr"``, ``"b"``, ``"e"``, ``"d"``), or blank before the last data row.
+            ``"inlineStr"``, ``"b"``, ``"e"``, ``"d"``), holds a value that spells no number,
+            or is blank before the last data row.
     """
     wanted = np.array(sorted(positions), dtype=np.int64)
     if not len(wanted) or wanted[-1] >= NARROW_COLUMNS:
@@ -296,6 +297,9 @@ def _parse_values(words: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np
     texts' own bytes are packed into an Arrow binary array and cast to float64: Arrow parses
     numbers with correct rounding and refuses spaces, commas, quotes and words (``nan`` and
     ``inf`` it reads, so non-finite values decline here).
+
+    Raises:
+        NotNumbers: a text spells no number.
     """
     count = len(starts)
     if not count:
@@ -313,6 +317,6 @@ def _parse_values(words: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np
     )
     try:
         values = pc.cast(texts, pa.float64()).to_numpy(zero_copy_only=False)
-    except pa.ArrowInvalid:
-        return None
+    except pa.ArrowInvalid as exc:  # calamine too reads such a value as text
+        raise NotNumbers from exc
     return values if np.all(np.isfinite(values)) else None

@@ -238,9 +238,10 @@ def test_chunk_boundaries_do_not_change_what_is_read(tmp_path: Path, size: int) 
         (' t="s"><v>0</v></c>', 4),
         (' t="inlineStr"><is><t>x</t></is></c>', 4),
         (' t="b"><v>1</v></c>', 4),
+        ("><v>x</v></c>", 4),
         ("/>", 3),
     ],
-    ids=["shared string", "inline string", "boolean", "blank cell"],
+    ids=["shared string", "inline string", "boolean", "text as a number", "blank cell"],
 )
 def test_text_or_a_blank_below_the_header_spares_calamine(cell: str, at: int) -> None:
     """calamine would decline these too, after seconds on a million rows."""
