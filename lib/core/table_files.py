@@ -169,8 +169,9 @@ class WorkbookError(InputError):
 class NumericCells:
     """The wanted columns as float64 arrays, when every cell in them is a number.
 
-    What `read_xlsx_cells` returns for a sheet calamine read (`lib.core.xlsx_columns`): no
-    blank row inside the data, no text. Validation can then be vectorised.
+    What `read_xlsx_cells` returns for a sheet read as numbers (`lib.core.xlsx_numbers`, or
+    calamine through `lib.core.xlsx_columns`): no blank row inside the data, no text.
+    Validation can then be vectorised.
 
     Attributes:
         source: the file read.
@@ -253,8 +254,9 @@ def read_xlsx_cells(path: Path, columns: Sequence[str]) -> Cells | NumericCells:
 
     The sheet is found by its header (any sheet, any name), trailing blank rows and columns
     are ignored, and formulas give their cached values (a never-calculated formula reads as
-    blank). A sheet whose wanted cells are all numbers is read by calamine into arrays
-    (`NumericCells`, up to Excel's 1,048,576 rows); any other by openpyxl, cell by cell, so
+    blank). A sheet whose wanted cells are all numbers is read into arrays (`NumericCells`,
+    up to Excel's 1,048,576 rows: its XML parsed directly by `lib.core.xlsx_numbers` when
+    written plainly, else by calamine); any other by openpyxl, cell by cell, so
     that validation can name each blank, text or error value (`Cells`, up to
     `MAX_PARSED_ELEMENTS`).
 
