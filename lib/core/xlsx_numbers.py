@@ -8,12 +8,13 @@ so its column, row and value text can be found by position, for all cells of a c
 with NumPy, and the value texts converted in one call to Arrow's number parser. Memory is the
 chunk's and the float64 columns'.
 
-Only the simplest form is taken. Anything else in a wanted cell below the header (another
-type: a shared or inline string, a boolean, an error, a formula, a date style, an empty
-value, whitespace between tags, comments or CDATA anywhere) or any irregular shape (a cell
-outside its row, a blank or missing cell before the last data row, cells out of order)
-declines with ``None``, and the caller reads the sheet the way it did before this module:
-calamine, then openpyxl, with their messages.
+Only the simplest form is taken. Anything else that calamine may still read as numbers (a
+formula, a date style, an empty value, whitespace between tags, comments or CDATA anywhere,
+an unknown attribute, a cell outside its row or out of order) declines with ``None``, and the
+caller reads the sheet the way it did before this module: calamine, then openpyxl. A wanted
+cell that calamine would not read as a number either (typed as text, boolean, error or date
+text, a value spelling no number, a blank before the last data row) raises `NotNumbers`, so
+that the caller goes straight to openpyxl, which names it.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ without one (a huge inline string in an unwanted cell) declines instead of growi
 _CELL_OPENING = b'<c r="'
 _LT, _GT, _SLASH, _QUOTE, _EQUALS, _SPACE = (ord(char) for char in '<>/"= ')
 _MAX_VALUE_WORDS = 4
-"""Most eight-byte words gathered for a value: texts up to 31 bytes (Excel's longest number,
+"""Most eight-byte words gathered for a value: texts up to 32 bytes (Excel's longest number,
 ``-2.2250738585072014E-308``, has 24)."""
 _ROW_DIGITS = 8
 """Bytes read for a row number and its closing quote (Excel's last row has seven digits)."""
