@@ -18,6 +18,8 @@ import pytest
 import lib.core.table_files as table_files
 from lib.core.table_files import Cells, NumericCells, read_xlsx_cells
 from lib.core.xlsx_numbers import NotNumbers, read_part_numbers, read_plain_numbers
+from lib.energy.constants import WORKBOOK as ENERGY_WORKBOOK
+from tests.fixtures.energy import HEADERS
 from tests.fixtures.hostile import SHEET_XML, craft_xlsx
 
 NAMES = ("A", "B", "C")
@@ -255,3 +257,23 @@ def test_text_or_a_blank_below_the_header_spares_calamine(cell: str, at: int) ->
 
     with pytest.raises(NotNumbers):
         read_plain_numbers(pieces(xml, 64), 1, (0, 1, 2), ())
+
+
+@pytest.mark.data
+def test_the_real_workbook_saved_by_excel_is_parsed(
+    shared_data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Excel writes shared-string headers, ``s`` on every cell, and a second sheet."""
+    path = shared_data / ENERGY_WORKBOOK.mirror_path
+    data = path.read_bytes()
+    with zipfile.ZipFile(path) as archive:
+        assert SHEET_XML in archive.namelist()
+    plain = read_part_numbers(data, SHEET_XML, 1, range(len(HEADERS)), ())
+
+    parsed = read_xlsx_cells(path, HEADERS)
+    with monkeypatch.context() as patch:
+        patch.setattr(table_files, "read_part_numbers", lambda *_: None)
+        calamine = read_xlsx_cells(path, HEADERS)
+
+    assert plain is not None and len(plain[0]) == 768
+    assert_same(parsed, calamine)
