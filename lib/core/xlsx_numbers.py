@@ -142,14 +142,14 @@ def read_plain_numbers(
     state.pieces = [[] for _ in wanted]
     tail = b""
     for chunk in chunks:
-        text = tail + chunk
-        cut = max(text.rfind(_CELL_OPENING), 0)
+        text = b"".join((tail, chunk, _PADDING))  # one copy: the chunk, padded
+        cut = max(text.rfind(_CELL_OPENING, 0, len(text) - len(_PADDING)), 0)
         if cut == 0 and len(text) > MAX_CARRIED_BYTES:
             return None
         if cut and not _read_chunk(text, cut, state):
             return None
-        tail = text[cut:]
-    if not _read_chunk(tail, len(tail), state) or not state.found:
+        tail = text[cut : -len(_PADDING)]
+    if not _read_chunk(tail + _PADDING, len(tail), state) or not state.found:
         return None
     if state.found % len(wanted):
         raise NotNumbers  # the last row misses a wanted cell
@@ -161,8 +161,11 @@ def read_plain_numbers(
 
 
 def _read_chunk(text: bytes, end: int, state: _Columns) -> bool:
-    """Read the wanted cells of the tags opening in ``text[:end]``; False declines."""
-    window = np.frombuffer(text + _PADDING, dtype=np.uint8)
+    """Read the wanted cells of the tags opening in ``text[:end]``; False declines.
+
+    `text` ends in `_PADDING`, past the bytes of the part it holds.
+    """
+    window = np.frombuffer(text, dtype=np.uint8)
     words = _words(window)
     opening = np.flatnonzero(window[:end] == _LT)
     first = window[opening + 1]
