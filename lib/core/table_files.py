@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import functools
 import hashlib
 import io
 import itertools
@@ -47,8 +46,10 @@ from openpyxl.worksheet._reader import WorkSheetParser
 from openpyxl.xml.constants import ARC_STYLE, SHEET_MAIN_NS
 
 from lib.core.errors import InputError
+from lib.core.inflate import inflated_chunks
 from lib.core.parquet_pages import DATA_PAGE, DATA_PAGE_V2, PageHeaderError, read_page_headers
 from lib.core.xlsx_columns import as_floats, read_csv_numbers, read_number_columns
+from lib.core.xlsx_numbers import NotNumbers, read_part_numbers
 from lib.core.xlsx_scan import NARROW_COLUMNS, PartScan, scan_chunks
 
 EXCEL_MAX_ROWS = 1_048_576
@@ -168,8 +169,9 @@ class WorkbookError(InputError):
 class NumericCells:
     """The wanted columns as float64 arrays, when every cell in them is a number.
 
-    What `read_xlsx_cells` returns for a sheet calamine read (`lib.core.xlsx_columns`): no
-    blank row inside the data, no text. Validation can then be vectorised.
+    What `read_xlsx_cells` returns for a sheet read as numbers (`lib.core.xlsx_numbers`, or
+    calamine through `lib.core.xlsx_columns`): no blank row inside the data, no text.
+    Validation can then be vectorised.
 
     Attributes:
         source: the file read.
@@ -252,8 +254,9 @@ def read_xlsx_cells(path: Path, columns: Sequence[str]) -> Cells | NumericCells:
 
     The sheet is found by its header (any sheet, any name), trailing blank rows and columns
     are ignored, and formulas give their cached values (a never-calculated formula reads as
-    blank). A sheet whose wanted cells are all numbers is read by calamine into arrays
-    (`NumericCells`, up to Excel's 1,048,576 rows); any other by openpyxl, cell by cell, so
+    blank). A sheet whose wanted cells are all numbers is read into arrays (`NumericCells`,
+    up to Excel's 1,048,576 rows: its XML parsed directly by `lib.core.xlsx_numbers` when
+    written plainly, else by calamine); any other by openpyxl, cell by cell, so
     that validation can name each blank, text or error value (`Cells`, up to
     `MAX_PARSED_ELEMENTS`).
 
@@ -277,7 +280,7 @@ def read_xlsx_cells(path: Path, columns: Sequence[str]) -> Cells | NumericCells:
             where = _location(path, sheet.title)
             positions = _select_columns(header, columns, where, get_column_letter)
             scan = scans.get(sheet._worksheet_path, PartScan(plain=False))
-            numbers = _read_numbers(path, data, sheet.title, header_row, positions, scan)
+            numbers = _read_numbers(path, data, sheet, header_row, positions, scan)
             if numbers is not None:
                 return NumericCells(
                     path, sheet.title, _sha256(data), tuple(columns), numbers, header_row + 1
@@ -292,10 +295,14 @@ def read_xlsx_cells(path: Path, columns: Sequence[str]) -> Cells | NumericCells:
 
 
 def _read_numbers(
-    path: Path, data: bytes, title: str, header_row: int, positions: Sequence[int], scan: PartScan
+    path: Path, data: bytes, sheet: Any, header_row: int, positions: Sequence[int], scan: PartScan
 ) -> tuple[np.ndarray, ...] | None:
-    """The wanted columns from calamine when every cell from the header to the last data row
+    """The wanted columns as arrays when every cell from the header to the last data row
     is a number; ``None`` sends the sheet to openpyxl, cell by cell, to name what is not.
+
+    A sheet of plain numbers is parsed from its XML directly (`lib.core.xlsx_numbers`: a
+    fraction of calamine's time and memory); one that parser declines goes to calamine,
+    unless it found a wanted cell that is certainly text or blank (calamine would decline).
 
     Before calamine runs: the sheet must be plain (`lib.core.xlsx_scan`: calamine holds the
     rectangle from A1 to the last cell in memory, 32 bytes a cell, so two cells in A1 and
@@ -307,9 +314,18 @@ def _read_numbers(
     """
     if not scan.plain:
         return None
+    title = sheet.title
     where = _location(path, title)
     numbers = scan.numbers
     _check_row_numbers(numbers, where)
+    book = sheet.parent
+    dates = set(book._date_formats) | set(book._timedelta_formats)
+    try:
+        plain = read_part_numbers(data, sheet._worksheet_path, header_row, positions, dates)
+    except NotNumbers:
+        return None  # calamine would decline it too, after seconds on a large sheet
+    if plain is not None:
+        return plain  # rows within Excel's, so within MAX_DATA_ROWS
     columns = read_number_columns(data, title, header_row, positions)
     if columns is None:
         return None
@@ -663,8 +679,7 @@ def _scan_entry(
     this bounds the elements any parser meets without parsing.
     """
     try:
-        with archive.open(entry) as stream:
-            chunks = iter(functools.partial(stream.read, _INFLATE_CHUNK_BYTES), b"")
+        with inflated_chunks(archive, entry, _INFLATE_CHUNK_BYTES) as chunks:
             return scan_chunks(chunks, limit)
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError) as exc:
         raise _not_xlsx(

@@ -83,7 +83,7 @@ class PartScan:
             self.row_numbers.append(numbers)
 
 
-def _named(window: np.ndarray, starts: np.ndarray, name: bytes) -> np.ndarray:
+def is_named(window: np.ndarray, starts: np.ndarray, name: bytes) -> np.ndarray:
     """Which of the tags opening at `starts` are named `name` (then a delimiter)."""
     named = _DELIMITER[window[starts + 1 + len(name)]]
     for offset, char in enumerate(name):
@@ -101,7 +101,7 @@ def _follows(window: np.ndarray, starts: np.ndarray, text: bytes) -> bool:
 def _plain_cells(window: np.ndarray, starts: np.ndarray) -> bool:
     """Every cell tag opens ``<c r="`` and one letter within A..P (`NARROW_COLUMNS`), then at
     most seven digits naming a row up to Excel's last."""
-    cells = starts[_named(window, starts, b"c")]
+    cells = starts[is_named(window, starts, b"c")]
     if not _follows(window, cells, _CELL_OPENING):
         return False
     column = window[cells + 1 + len(_CELL_OPENING)]
@@ -111,20 +111,20 @@ def _plain_cells(window: np.ndarray, starts: np.ndarray) -> bool:
     if not np.all(_DIGIT[window[digits]]):
         return False
     long = digits[_DIGIT[window[digits + _CELL_ROW_DIGITS - 1]]]  # seven digits or more
-    rows = _digit_values(window[long[:, None] + np.arange(_CELL_ROW_DIGITS + 1)])
+    rows = digit_values(window[long[:, None] + np.arange(_CELL_ROW_DIGITS + 1)])
     return rows is not None and bool(np.all(rows <= DEEPEST_ROW))
 
 
 def _row_numbers(window: np.ndarray, starts: np.ndarray) -> np.ndarray | None:
     """The numbers of the row tags, or ``None`` if one does not open ``<row r="<digits>"``."""
-    rows = starts[_named(window, starts, b"row")]
+    rows = starts[is_named(window, starts, b"row")]
     if not _follows(window, rows, _ROW_OPENING):
         return None
     digits = rows + 1 + len(_ROW_OPENING)
-    return _digit_values(window[digits[:, None] + np.arange(_ROW_NUMBER_BYTES)])
+    return digit_values(window[digits[:, None] + np.arange(_ROW_NUMBER_BYTES)])
 
 
-def _digit_values(digits: np.ndarray) -> np.ndarray | None:
+def digit_values(digits: np.ndarray) -> np.ndarray | None:
     """Each line's leading decimal digits as an int64, when closed by a double quote within
     the line; ``None`` if a line has no digits or no closing quote (it may be longer)."""
     is_digit = _DIGIT[digits]
@@ -140,7 +140,7 @@ def _digit_values(digits: np.ndarray) -> np.ndarray | None:
 def _unprefixed(window: np.ndarray, end: int) -> bool:
     """No ``<prefix:c`` or ``<prefix:row`` tag: calamine matches tags by their local name."""
     colons = np.flatnonzero(window[:end] == _COLON)
-    return not (_named(window, colons, b"c").any() or _named(window, colons, b"row").any())
+    return not (is_named(window, colons, b"c").any() or is_named(window, colons, b"row").any())
 
 
 def scan_chunks(chunks: Iterable[bytes], limit: int) -> PartScan:
