@@ -8,7 +8,7 @@ from lib.core.champion import champion_reference
 from lib.core.drift import DriftReport
 from lib.siamese.constants import MODEL_NAME
 from lib.siamese.drift import image_profile, read_profile, siamese_drift
-from lib.siamese.idx import IdxFormatError, read_images, read_labels
+from lib.siamese.idx import read_labelled_images
 
 
 def check_siamese(images_path: Path, labels_path: Path) -> tuple[str, DriftReport]:
@@ -20,13 +20,7 @@ def check_siamese(images_path: Path, labels_path: Path) -> tuple[str, DriftRepor
         IdxFormatError: either file is not valid IDX data, or their counts differ.
         LookupError: no champion, or one without a reference.
     """
-    images = read_images(images_path)
-    labels = read_labels(labels_path)
-    if len(images) != len(labels):
-        raise IdxFormatError(
-            f"{images_path} and {labels_path}: Expected as many labels as images. "
-            f"Received: {len(images)} images, {len(labels)} labels"
-        )
+    images, labels = read_labelled_images(images_path, labels_path)
     incoming = image_profile(images, labels)
     with champion_reference(MODEL_NAME) as (version, reference):
         return version, siamese_drift(read_profile(reference), incoming)

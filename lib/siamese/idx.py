@@ -199,6 +199,22 @@ def read_labels(path: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> np.ndarray
     return labels
 
 
+def read_labelled_images(images_path: Path, labels_path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Images and their labels from two IDX files, which must hold as many of each.
+
+    Raises:
+        IdxFormatError: either file is not valid IDX data, or their counts differ.
+    """
+    images = read_images(images_path)
+    labels = read_labels(labels_path)
+    if len(images) != len(labels):
+        raise IdxFormatError(
+            f"{images_path} and {labels_path}: Expected as many labels as images. "
+            f"Received: {len(images)} images, {len(labels)} labels"
+        )
+    return images, labels
+
+
 def idx_to_parquet(
     images_path: Path,
     labels_path: Path,
@@ -230,13 +246,7 @@ def idx_to_parquet(
         ValueError: when a `source_sha256` value is not a 64-character hex digest.
     """
     _check_sha256s(source_sha256)
-    images = read_images(images_path)
-    labels = read_labels(labels_path)
-    if len(images) != len(labels):
-        raise IdxFormatError(
-            f"{images_path} and {labels_path}: Expected as many labels as images. "
-            f"Received: {len(images)} images, {len(labels)} labels"
-        )
+    images, labels = read_labelled_images(images_path, labels_path)
     pixels = pa.Array.from_buffers(
         pa.binary(PIXELS_PER_IMAGE),
         len(images),
