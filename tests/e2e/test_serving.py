@@ -31,6 +31,7 @@ from tests.fixtures.fashion import synthetic_images, write_fashion_mirror
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_api")]
 
 SERVER_START_SECONDS = 240
+PORT_ATTEMPTS = 3
 PINS = {
     "TRAIN_IMAGES": "train-images-idx3-ubyte.gz",
     "TRAIN_LABELS": "train-labels-idx1-ubyte.gz",
@@ -78,10 +79,16 @@ class Served:
     """A `trainflow serve-model` process and its address."""
 
     def __init__(self, args: list[str], env: dict[str, str]) -> None:
+        self.args, self.env = args, env
+        self._start()
+
+    def _start(self) -> None:
         self.port = free_port()
         self.url = f"http://{HOST}:{self.port}"
         self.started = start_cli(
-            ["serve-model", *args, "--port", str(self.port)], env, program=[str(TRAINFLOW)]
+            ["serve-model", *self.args, "--port", str(self.port)],
+            self.env,
+            program=[str(TRAINFLOW)],
         )
 
     def post(self, body: Any) -> httpx.Response:
@@ -96,7 +103,18 @@ class Served:
             except httpx.HTTPError:
                 return False
 
-        wait_until(answers, SERVER_START_SECONDS, "the scoring server", self.started.process)
+        for attempt in range(PORT_ATTEMPTS):
+            try:
+                process = self.started.process
+                wait_until(answers, SERVER_START_SECONDS, "the scoring server", process)
+                return
+            except AssertionError as error:  # say what the command printed, not only its code
+                screen = finish(self.started).screen
+                # Another test process may bind the free port first (pytest-xdist): try another.
+                if "is taken" in screen and attempt + 1 < PORT_ATTEMPTS:
+                    self._start()
+                    continue
+                raise AssertionError(f"{error}\n{screen[-3000:]}") from None
 
     def stop(self) -> Finished:
         self.started.process.send_signal(signal.SIGTERM)
