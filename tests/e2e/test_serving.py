@@ -71,6 +71,8 @@ def champions(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Champions]:
         patch.setitem(PRESETS, "default", cheap)
         patch.setenv("TRAINFLOW_MIRROR", str(root / "mirror"))
         patch.setenv("TRAINFLOW_HOME", str(home))
+        # The registry is the home's: never one an earlier test of this worker pointed at.
+        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
         summary = siamese_pipeline(SiameseParameters(epochs=2, seed=1))
     yield Champions(env, home, summary.version)
 

@@ -13,7 +13,7 @@ from tests.fixtures.cli_process import Started, cli_env, finish, start_cli
 
 TRAINING_STARTS_SECONDS = 300
 POLL_SECONDS = 0.5
-GRACE_SECONDS = 30
+GRACE_SECONDS = 90
 
 
 def _output(started: Started) -> str:
@@ -50,7 +50,7 @@ def test_a_signal_stops_the_run_and_everything_it_started(
     )
     started = start_cli(["run", "energy", "--epochs", "300"], env)
     deadline = time.monotonic() + TRAINING_STARTS_SECONDS
-    while "epoch 1/300" not in _output(started):  # the first of the log's epoch lines
+    while "epoch 30/300" not in _output(started):  # training well under way, as a tenth
         assert started.process.poll() is None, _output(started)[-2000:]
         assert time.monotonic() < deadline, "training never started"
         time.sleep(POLL_SECONDS)
