@@ -9,6 +9,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from lib.core.atomic import atomic_path
+
 METADATA_KEY = b"trainflow"
 """The one key of a Parquet file's key-value metadata that holds trainflow's provenance."""
 PARQUET_COMPRESSION = "zstd"
@@ -47,3 +49,13 @@ def read_json_metadata(path: Path, key: bytes, error: type[Exception]) -> dict[s
     except (OSError, pa.ArrowInvalid) as read_error:
         raise error(f"{path}: Expected a Parquet file. Received: {read_error}") from read_error
     return parse_json_metadata(schema, path, key, error)
+
+
+def write_frame(frame: Any, target: Path) -> None:
+    """Store a pandas frame as Parquet at `target`, whole or not at all (temp-then-rename)."""
+    with atomic_path(target) as temporary:
+        pq.write_table(
+            pa.Table.from_pandas(frame, preserve_index=False),
+            temporary,
+            compression=PARQUET_COMPRESSION,
+        )

@@ -16,13 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lib.core.atomic import atomic_path
 from lib.core.errors import InputError
 from lib.core.faults import fault_point
-from lib.core.provenance import PARQUET_COMPRESSION
+from lib.core.provenance import write_frame
 from lib.energy.constants import FEATURES, TARGETS
 
 TEST_FRACTION = 0.2
@@ -133,10 +132,5 @@ def write_part_table(table: Path, split: Path, part: str, target: Path) -> int:
     """
     frame = pq.read_table(table, columns=[*FEATURES, *TARGETS]).to_pandas()
     selected = frame.iloc[json.loads(Path(split).read_text())[part]].reset_index(drop=True)
-    with atomic_path(target) as temporary:
-        pq.write_table(
-            pa.Table.from_pandas(selected, preserve_index=False),
-            temporary,
-            compression=PARQUET_COMPRESSION,
-        )
+    write_frame(selected, target)
     return len(selected)

@@ -14,12 +14,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
-from lib.core.atomic import atomic_path
 from lib.core.drift import DriftReport, compare_frames
-from lib.core.provenance import PARQUET_COMPRESSION
+from lib.core.provenance import write_frame
 from lib.siamese.idx import read_image_table
 
 CLASS = "class"
@@ -50,12 +47,7 @@ def write_profile(table: Path, indices: Path, target: Path) -> int:
     images, labels = read_image_table(table)
     kept = np.load(indices)
     profile = image_profile(images[kept], labels[kept])
-    with atomic_path(target) as temporary:
-        pq.write_table(
-            pa.Table.from_pandas(profile, preserve_index=False),
-            temporary,
-            compression=PARQUET_COMPRESSION,
-        )
+    write_frame(profile, target)
     return len(profile)
 
 
