@@ -16,6 +16,7 @@ from flows.schedules import CONCURRENCY_LIMIT, DATA_UPDATED_TRIGGER, PLANS, TIME
 from tests.conftest import REPO_ROOT
 
 PLANNED = {plan.name: plan for plan in PLANS}
+KUBERNETES_SUFFIX = "-kubernetes"
 
 
 @pytest.fixture(scope="module")
@@ -24,13 +25,46 @@ def prefect_yaml() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def deployments(prefect_yaml: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def all_deployments(prefect_yaml: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {entry["name"]: entry for entry in prefect_yaml["deployments"]}
+
+
+@pytest.fixture(scope="module")
+def deployments(all_deployments: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The deployments on the process pool: the ones `trainflow serve` runs too."""
+    return {
+        name: entry
+        for name, entry in all_deployments.items()
+        if entry["work_pool"]["name"] == WORK_POOL
+    }
 
 
 def test_yaml_has_exactly_the_planned_deployments(deployments: dict[str, Any]) -> None:
     assert set(deployments) == {"energy-retrain", "siamese-retrain", "retrain-all"}
     assert set(deployments) == set(PLANNED)
+
+
+def test_kubernetes_deployments_run_their_twins_plans(all_deployments: dict[str, Any]) -> None:
+    twins = {
+        name: PLANNED[name.removesuffix(KUBERNETES_SUFFIX)]
+        for name in all_deployments
+        if name.endswith(KUBERNETES_SUFFIX)
+    }
+    assert set(twins) == {"energy-retrain-kubernetes", "siamese-retrain-kubernetes"}
+    for name, plan in twins.items():
+        entry = all_deployments[name]
+        assert entry["entrypoint"] == plan.entrypoint
+        assert entry["schedules"] == [{"cron": plan.cron, "timezone": TIMEZONE}]
+        assert entry["concurrency_limit"] == CONCURRENCY_LIMIT
+        assert entry["parameters"] == plan.parameters
+        # The image holds the checkout where the Dockerfile puts it, and runs as quietly.
+        (pull,) = entry["pull"]
+        assert pull["prefect.deployments.steps.set_working_directory"]["directory"] == (
+            "/opt/trainflow"
+        )
+        assert "WORKDIR /opt/trainflow" in (REPO_ROOT / "Dockerfile").read_text()
+        env = entry["work_pool"]["job_variables"]["env"]
+        assert env.items() >= cli.QUIET_DEFAULTS.items()
 
 
 @pytest.mark.parametrize("name", sorted(PLANNED))
