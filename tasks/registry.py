@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 import math
 from collections.abc import Iterator
+from concurrent.futures import Future
 from contextlib import ExitStack, contextmanager, suppress
 from importlib.metadata import version as installed_version
 from pathlib import Path
@@ -34,6 +36,9 @@ if TYPE_CHECKING:
 SERVING_PACKAGES = ("tensorflow", "keras", "pandas", "numpy")
 PROMOTION_LIMIT_PREFIX = "trainflow-promote-"
 """The Prefect server's global concurrency limit of one model is this prefix + its name."""
+CONCURRENCY_LOGGER = "prefect._internal.concurrency"
+ACQUISITION_FAILED = "Service %r failed to process item %r"
+"""The record Prefect 3.9's concurrency services log when an item raises."""
 
 
 def client_for(spec: ModelSpec) -> Any:
@@ -112,6 +117,7 @@ def promotion_lock(spec: ModelSpec, timeout: float | None = None) -> Iterator[No
         if api_url is not None:
             limit = f"{PROMOTION_LIMIT_PREFIX}{spec.name}"
             _ensure_limit(limit)
+            _quiet_acquisition_timeouts()
             try:  # the body's own errors pass untouched: it runs outside this `try`
                 held.enter_context(
                     concurrency(limit, occupy=1, strict=True, timeout_seconds=timeout)
@@ -122,6 +128,32 @@ def promotion_lock(spec: ModelSpec, timeout: float | None = None) -> Iterator[No
                     f"'{limit}' of the Prefect server at {api_url} for {timeout:g} s"
                 ) from error
         yield
+
+
+class _AcquisitionTimeouts(logging.Filter):
+    """Drops Prefect's ERROR record of a slot acquisition that timed out.
+
+    The caller receives that timeout as `TimeoutError` anyway (here: one `RegistryError`
+    line); Prefect's service also logs the item it failed on, a line of internals that would
+    sit beside the one line on a user's screen. Every other record passes.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        item = record.args[-1] if isinstance(record.args, tuple) and record.args else None
+        future = item[-1] if isinstance(item, tuple) and item else None
+        return not (
+            record.msg == ACQUISITION_FAILED
+            and isinstance(future, Future)
+            and future.done()
+            and isinstance(future.exception(), TimeoutError)
+        )
+
+
+def _quiet_acquisition_timeouts() -> None:
+    """Install `_AcquisitionTimeouts` on Prefect's concurrency logger, once per process."""
+    found = logging.getLogger(CONCURRENCY_LOGGER)
+    if not any(isinstance(present, _AcquisitionTimeouts) for present in found.filters):
+        found.addFilter(_AcquisitionTimeouts())
 
 
 def _ensure_limit(name: str) -> None:
