@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tomllib
 from typing import Any
 
 import pytest
@@ -80,6 +81,19 @@ def test_yaml_deployment_matches_its_plan(deployments: dict[str, Any], name: str
     assert entry.get("triggers", []) == list(plan.triggers)
     assert entry["work_pool"]["name"] == WORK_POOL
     assert entry["work_pool"]["job_variables"]["env"] == cli.QUIET_DEFAULTS
+
+
+def test_the_worker_image_installs_every_package_and_nothing_else() -> None:
+    # No engine here builds it (README): at least every package pip installs is copied in.
+    dockerfile = (REPO_ROOT / "Dockerfile").read_text()
+    admitted = (REPO_ROOT / ".dockerignore").read_text().splitlines()
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+    for pattern in project["tool"]["setuptools"]["packages"]["find"]["include"]:
+        package = pattern.removesuffix("*")
+        assert f"COPY {package} {package}\n" in dockerfile
+        assert f"!{package}/" in admitted
+    assert "python -m pip install --no-cache-dir . \\\n" in dockerfile  # not -e, no extras
+    assert "*" in admitted  # the context is what is admitted: never .venv or data
 
 
 def test_only_retrain_all_listens_for_new_data(deployments: dict[str, Any]) -> None:
