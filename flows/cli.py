@@ -30,9 +30,12 @@ from lib.core.settings import (
 # TensorFlow's own log level: 3 keeps "failed call to cuInit" (an ERROR line on every machine
 # without a GPU) off the terminal; its import-time banner ignores it (see lib.core.quiet).
 # MLflow's INFO lines are its database set-up ("Creating initial MLflow database tables...").
+# Against a tracking server MLflow also writes "View run ... at: <url>" to stdout as each run
+# ends, where the summary (and `--json`'s one document) must be all there is.
 QUIET_DEFAULTS = {
     "TF_CPP_MIN_LOG_LEVEL": "3",
     "MLFLOW_LOGGING_LEVEL": "WARNING",
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "MPLBACKEND": "Agg",
     "DO_NOT_TRACK": "1",

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 import math
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from concurrent.futures import Future
+from contextlib import ExitStack, contextmanager, suppress
 from importlib.metadata import version as installed_version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +34,11 @@ if TYPE_CHECKING:
 
 # What a registered model needs beside trainflow's own code to load anywhere MLflow does.
 SERVING_PACKAGES = ("tensorflow", "keras", "pandas", "numpy")
+PROMOTION_LIMIT_PREFIX = "trainflow-promote-"
+"""The Prefect server's global concurrency limit of one model is this prefix + its name."""
+CONCURRENCY_LOGGER = "prefect._internal.concurrency"
+ACQUISITION_FAILED = "Service %r failed to process item %r"
+"""The record Prefect 3.9's concurrency services log when an item raises."""
 
 
 def client_for(spec: ModelSpec) -> Any:
@@ -85,23 +92,68 @@ def _pip_requirements() -> list[str]:
 
 
 @contextmanager
-def promotion_lock(spec: ModelSpec) -> Iterator[None]:
+def promotion_lock(spec: ModelSpec, timeout: float | None = None) -> Iterator[None]:
     """One promotion of `spec` at a time: per home by a file lock, per server by Prefect.
 
     With a Prefect server (`PREFECT_API_URL`), runs on other machines share no file system,
-    so a global concurrency limit of 1 named after the model serialises them too. On the
-    ephemeral API every process has its own, so the file lock is what holds there.
+    so a global concurrency limit of 1 named after the model serialises them too. Its slot
+    is leased: a holder killed without releasing it frees it when the lease (Prefect's
+    default, 300 s) runs out. On the ephemeral API every process has its own, so the file
+    lock is what holds there.
+
+    Args:
+        timeout: longest wait for each of the two, in seconds (default
+            `lib.core.registry.PROMOTION_LOCK_SECONDS`).
+
+    Raises:
+        RegistryError: another run held the lock or the slot for `timeout` seconds.
     """
+    from lib.core.registry import PROMOTION_LOCK_SECONDS, RegistryError
     from lib.core.registry import promotion_lock as file_lock
 
-    with file_lock(load_settings().home, spec.name):
-        if get_current_settings().api.url is None:
-            yield
-            return
-        limit = f"trainflow-promote-{spec.name}"
-        _ensure_limit(limit)
-        with concurrency(limit, occupy=1, strict=True):
-            yield
+    timeout = PROMOTION_LOCK_SECONDS if timeout is None else timeout
+    with file_lock(load_settings().home, spec.name, timeout=timeout), ExitStack() as held:
+        api_url = get_current_settings().api.url
+        if api_url is not None:
+            limit = f"{PROMOTION_LIMIT_PREFIX}{spec.name}"
+            _ensure_limit(limit)
+            _quiet_acquisition_timeouts()
+            try:  # the body's own errors pass untouched: it runs outside this `try`
+                held.enter_context(
+                    concurrency(limit, occupy=1, strict=True, timeout_seconds=timeout)
+                )
+            except TimeoutError as error:
+                raise RegistryError(
+                    f"Could not promote '{spec.name}': another run held the concurrency limit "
+                    f"'{limit}' of the Prefect server at {api_url} for {timeout:g} s"
+                ) from error
+        yield
+
+
+class _AcquisitionTimeouts(logging.Filter):
+    """Drops Prefect's ERROR record of a slot acquisition that timed out.
+
+    The caller receives that timeout as `TimeoutError` anyway (here: one `RegistryError`
+    line); Prefect's service also logs the item it failed on, a line of internals that would
+    sit beside the one line on a user's screen. Every other record passes.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        item = record.args[-1] if isinstance(record.args, tuple) and record.args else None
+        future = item[-1] if isinstance(item, tuple) and item else None
+        return not (
+            record.msg == ACQUISITION_FAILED
+            and isinstance(future, Future)
+            and future.done()
+            and isinstance(future.exception(), TimeoutError)
+        )
+
+
+def _quiet_acquisition_timeouts() -> None:
+    """Install `_AcquisitionTimeouts` on Prefect's concurrency logger, once per process."""
+    found = logging.getLogger(CONCURRENCY_LOGGER)
+    if not any(isinstance(present, _AcquisitionTimeouts) for present in found.filters):
+        found.addFilter(_AcquisitionTimeouts())
 
 
 def _ensure_limit(name: str) -> None:

@@ -30,6 +30,9 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 # operation on closed file". Configured here, before any test imports TensorFlow, it never is.
 import prefect.main  # noqa: E402, F401
 
+# Session-wide servers that some tests start on demand (fixtures `postgres`, ...).
+pytest_plugins = ["tests.fixtures.postgres"]
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 

@@ -63,8 +63,10 @@ MODEL_TRAINING_KIND = "custom_model_development"
 on the GenAI ones (traces) it shows an experiment of no kind."""
 DEFAULT_EXPERIMENT = "Default"
 PROMOTION_LOCK_SECONDS = 1800.0
-SQLITE_PREFIX = "sqlite:///"
 """Longest wait for another run's promotion (it scores a champion and logs a model)."""
+SQLITE_PREFIX = "sqlite:///"
+SERVER_SCHEMES = ("http://", "https://")
+"""Tracking URIs of an MLflow tracking server, as opposed to a store this process opens."""
 RESOURCE_DOES_NOT_EXIST = ErrorCode.Name(ErrorCode.RESOURCE_DOES_NOT_EXIST)
 REGISTRY_FAILURES = (MlflowException, SQLAlchemyError, OSError)
 """What a registry that cannot answer raises: MLflow's errors, a locked or broken database."""
@@ -85,10 +87,13 @@ class Registration:
 
 
 def connect(tracking_uri: str, experiment: str, artifact_root: Path) -> MlflowClient:
-    """Point MLflow at `tracking_uri` and make sure `experiment` stores artifacts under our home.
+    """Point MLflow at `tracking_uri` and make sure `experiment` exists, made as trainflow does.
 
-    Without an explicit artifact location a SQLite-backed MLflow writes `./mlruns` into
-    whatever directory the process happens to run in.
+    A local store's experiment keeps its artifacts under `artifact_root`: without an explicit
+    location a SQLite-backed MLflow writes `./mlruns` into whatever directory the process
+    happens to run in. A tracking server's experiment takes the server's default instead
+    (`mlflow-artifacts:`, proxied to its `--artifacts-destination`): a path on this
+    machine's disk would mean nothing to the other machines that load its versions.
 
     Raises:
         RegistryError: the registry cannot be opened or does not answer.
@@ -139,11 +144,14 @@ def _connect(tracking_uri: str, experiment: str, artifact_root: Path) -> MlflowC
         if tracking_uri.startswith(SQLITE_PREFIX):
             _retire_default_experiment(client)
     if found is None:
-        artifact_root.mkdir(parents=True, exist_ok=True)
+        location = None
+        if not tracking_uri.startswith(SERVER_SCHEMES):
+            artifact_root.mkdir(parents=True, exist_ok=True)
+            location = artifact_root.as_uri()
         try:
             client.create_experiment(
                 experiment,
-                artifact_location=artifact_root.as_uri(),
+                artifact_location=location,
                 tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING_KIND},
             )
         except MlflowException:
@@ -209,7 +217,7 @@ def check_reachable(tracking_uri: str, timeout: float = REACH_SECONDS) -> None:
     Raises:
         RegistryUnavailableError: no connection (refused, unknown host, connect timeout).
     """
-    if not tracking_uri.startswith(("http://", "https://")):
+    if not tracking_uri.startswith(SERVER_SCHEMES):
         return
     url = httpx.URL(tracking_uri)
     shown = url.copy_with(username=None, password=None, query=None, fragment=None)

@@ -57,9 +57,14 @@ class Settings:
         return self.home / "tmp"
 
     @property
+    def tracking_server(self) -> bool:
+        """Whether the registry is an MLflow tracking server (http/https), not a local store."""
+        return self.tracking_uri.startswith(("http://", "https://"))
+
+    @property
     def mlflow_ui_url(self) -> str:
         """Where a person opens the registry: the tracking server, else `trainflow ui`'s MLflow."""
-        if self.tracking_uri.startswith(("http://", "https://")):
+        if self.tracking_server:
             return self.tracking_uri.rstrip("/")
         return f"http://{UI_HOST}:{MLFLOW_UI_PORT}"
 

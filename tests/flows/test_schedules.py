@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tomllib
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from flows.schedules import CONCURRENCY_LIMIT, DATA_UPDATED_TRIGGER, PLANS, TIME
 from tests.conftest import REPO_ROOT
 
 PLANNED = {plan.name: plan for plan in PLANS}
+KUBERNETES_SUFFIX = "-kubernetes"
 
 
 @pytest.fixture(scope="module")
@@ -24,13 +26,46 @@ def prefect_yaml() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def deployments(prefect_yaml: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def all_deployments(prefect_yaml: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {entry["name"]: entry for entry in prefect_yaml["deployments"]}
+
+
+@pytest.fixture(scope="module")
+def deployments(all_deployments: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The deployments on the process pool: the ones `trainflow serve` runs too."""
+    return {
+        name: entry
+        for name, entry in all_deployments.items()
+        if entry["work_pool"]["name"] == WORK_POOL
+    }
 
 
 def test_yaml_has_exactly_the_planned_deployments(deployments: dict[str, Any]) -> None:
     assert set(deployments) == {"energy-retrain", "siamese-retrain", "retrain-all"}
     assert set(deployments) == set(PLANNED)
+
+
+def test_kubernetes_deployments_run_their_twins_plans(all_deployments: dict[str, Any]) -> None:
+    twins = {
+        name: PLANNED[name.removesuffix(KUBERNETES_SUFFIX)]
+        for name in all_deployments
+        if name.endswith(KUBERNETES_SUFFIX)
+    }
+    assert set(twins) == {"energy-retrain-kubernetes", "siamese-retrain-kubernetes"}
+    for name, plan in twins.items():
+        entry = all_deployments[name]
+        assert entry["entrypoint"] == plan.entrypoint
+        assert entry["schedules"] == [{"cron": plan.cron, "timezone": TIMEZONE}]
+        assert entry["concurrency_limit"] == CONCURRENCY_LIMIT
+        assert entry["parameters"] == plan.parameters
+        # The image holds the checkout where the Dockerfile puts it, and runs as quietly.
+        (pull,) = entry["pull"]
+        assert pull["prefect.deployments.steps.set_working_directory"]["directory"] == (
+            "/opt/trainflow"
+        )
+        assert "WORKDIR /opt/trainflow" in (REPO_ROOT / "Dockerfile").read_text()
+        env = entry["work_pool"]["job_variables"]["env"]
+        assert env.items() >= cli.QUIET_DEFAULTS.items()
 
 
 @pytest.mark.parametrize("name", sorted(PLANNED))
@@ -46,6 +81,19 @@ def test_yaml_deployment_matches_its_plan(deployments: dict[str, Any], name: str
     assert entry.get("triggers", []) == list(plan.triggers)
     assert entry["work_pool"]["name"] == WORK_POOL
     assert entry["work_pool"]["job_variables"]["env"] == cli.QUIET_DEFAULTS
+
+
+def test_the_worker_image_installs_every_package_and_nothing_else() -> None:
+    # No engine here builds it (README): at least every package pip installs is copied in.
+    dockerfile = (REPO_ROOT / "Dockerfile").read_text()
+    admitted = (REPO_ROOT / ".dockerignore").read_text().splitlines()
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+    for pattern in project["tool"]["setuptools"]["packages"]["find"]["include"]:
+        package = pattern.removesuffix("*")
+        assert f"COPY {package} {package}\n" in dockerfile
+        assert f"!{package}/" in admitted
+    assert "python -m pip install --no-cache-dir . \\\n" in dockerfile  # not -e, no extras
+    assert "*" in admitted  # the context is what is admitted: never .venv or data
 
 
 def test_only_retrain_all_listens_for_new_data(deployments: dict[str, Any]) -> None:
