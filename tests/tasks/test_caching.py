@@ -12,7 +12,9 @@ from prefect.results import ResultRecord
 from prefect.serializers import PickleSerializer
 
 from lib.core.refs import FileRef
+from lib.core.settings import load_settings
 from tasks.caching import ContentCache, file_refs
+from tasks.result_storage import RECORDS
 from tasks.results import RESULT_SERIALIZER
 from tests.fixtures.tampering import forged_result_records
 
@@ -25,6 +27,7 @@ CALLS: list[str] = []
     cache_policy=ContentCache(entry="lib.energy.splits"),
     persist_result=True,
     result_serializer=RESULT_SERIALIZER,
+    result_storage=RECORDS,
 )
 def shout(source: FileRef, suffix: str, out_dir: str) -> FileRef:
     CALLS.append(suffix)
@@ -41,9 +44,9 @@ def shout_flow(source: FileRef, suffix: str, out_dir: str) -> tuple[FileRef, str
 
 @flow
 def shout_stored(source: FileRef, suffix: str, out_dir: str) -> tuple[str, Path]:
-    """The task's state name and the file its result record is stored in."""
+    """The task's state name and the file its result record is stored in (a folder store)."""
     state = shout(source, suffix, out_dir, return_state=True)
-    return state.name, Path(state.data.metadata.storage_key)
+    return state.name, Path(load_settings().store, "records", state.data.metadata.storage_key)
 
 
 @pytest.fixture
