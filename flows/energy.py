@@ -24,7 +24,7 @@ from tasks.drift import drift_against_champion
 from tasks.energy import drift, evaluate, evaluate_champion, excel_to_parquet, split, train
 from tasks.registry import check_registry
 from tasks.report import counts
-from tasks.result_storage import save_records_block
+from tasks.result_storage import prepare_store
 
 
 class EnergyParameters(BaseModel):
@@ -63,7 +63,7 @@ def energy_pipeline(params: EnergyParameters | None = None) -> RunSummary:
 
 def _steps(params: EnergyParameters) -> RunSummary:
     """The pipeline itself; `energy_pipeline` runs it under `run_cleanly`."""
-    save_records_block()  # before the first persisted task resolves `RECORDS`
+    prepare_store()  # before the first persisted task resolves `RECORDS`
     if params.source:
         admit_source(params.source)
         raw = ingest_source(params.source)

@@ -25,7 +25,7 @@ from tasks.descriptors import Candidate, RunSummary
 from tasks.download import download, fetched_by
 from tasks.drift import drift_against_champion
 from tasks.registry import check_registry
-from tasks.result_storage import save_records_block
+from tasks.result_storage import prepare_store
 from tasks.siamese import (
     drift,
     evaluate,
@@ -64,7 +64,7 @@ def siamese_pipeline(params: SiameseParameters | None = None) -> RunSummary:
 
 def _steps(params: SiameseParameters) -> RunSummary:
     """The pipeline itself; `siamese_pipeline` runs it under `run_cleanly`."""
-    save_records_block()  # before the first persisted task resolves `RECORDS`
+    prepare_store()  # before the first persisted task resolves `RECORDS`
     raw = (TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS)
     files = {remote.name: download(remote) for remote in raw}
     train_table = idx_to_parquet(files[TRAIN_IMAGES.name], files[TRAIN_LABELS.name], "train")

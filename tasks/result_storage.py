@@ -2,7 +2,7 @@
 
 ARCHITECTURE.md, "The store". Every persisted task sets ``result_storage=RECORDS``: the slug
 of a `StoreRecords` block, since Prefect takes a block in a decorator only once the API holds
-it. `save_records_block` saves it; each flow calls it first (one write to the API; a Dask
+it. `prepare_store` saves it; each flow calls it first (one write to the API; a Dask
 worker loads the block from the same API). The block holds no settings: each read and write
 asks `tasks.storage.current_store()`, so each process (a CLI run, a Dask worker on another
 machine) writes where its own ``TRAINFLOW_STORE`` points. Two machines with their own homes
@@ -63,10 +63,16 @@ RECORDS = f"{StoreRecords.get_block_type_slug()}/{RECORDS_BLOCK}"
 """The `result_storage` of every persisted task: the saved `StoreRecords` block."""
 
 
-def save_records_block() -> None:
-    """Save the `StoreRecords` block in the Prefect API, so that `RECORDS` resolves.
+def prepare_store() -> None:
+    """Check the store answers; save the `StoreRecords` block, so that `RECORDS` resolves.
 
-    Call it before any persisted task runs (each flow does): idempotent, and it holds no
-    settings, so every process may save it again.
+    Call it before any persisted task runs (each flow does first). A store that cannot be
+    reached, or refuses the credentials, ends the run here with one line, before any step
+    (a cache key that cannot be read would otherwise fail inside Prefect's own machinery).
+    Saving is idempotent, and the block holds no settings, so every process may save it.
+
+    Raises:
+        StoreError: see `lib.core.store.Store.check`.
     """
+    current_store().check()
     StoreRecords().save(RECORDS_BLOCK, overwrite=True, _sync=True)  # type: ignore[call-arg]

@@ -15,7 +15,7 @@ from lib.core.code_version import code_version
 from lib.core.hashing import sha256_text
 from lib.core.refs import FileRef
 from lib.core.settings import load_settings
-from lib.core.store import Store, materialize, open_store
+from lib.core.store import Store, materialize, open_store, verified
 
 KEY_CHARS = 16
 
@@ -55,5 +55,11 @@ def local_path(ref: FileRef) -> Path:
 
 
 def available(ref: FileRef) -> bool:
-    """Whether a task here could open `ref`: the file is on this machine or in the store."""
-    return Path(ref.path).is_file() or current_store().exists(ref.sha256)
+    """Whether a task here could open `ref`: the file is on this machine or in the store.
+
+    The local file counts only with the right bytes (hashed once per process and version of
+    the file): one edited in place, which in a folder store may be the stored object too,
+    expires the entry, and the step runs and writes it anew.
+    """
+    path = Path(ref.path)
+    return (path.is_file() and verified(path, ref.sha256)) or current_store().exists(ref.sha256)

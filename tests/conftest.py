@@ -61,10 +61,10 @@ def prefect_api() -> Iterator[None]:
     """A throwaway Prefect API (its own SQLite database) for every flow and task test."""
     from prefect.testing.utilities import prefect_test_harness
 
-    from tasks.result_storage import save_records_block
+    from tasks.result_storage import prepare_store
 
     with prefect_test_harness(server_startup_timeout=120):
-        save_records_block()  # what each pipeline flow does first
+        prepare_store()  # what each pipeline flow does first
         yield
 
 

@@ -107,7 +107,8 @@ class Store(abc.ABC):
                     if not self._download(key, temporary):
                         raise StoreError(
                             f"{self.location} has no object {sha256} ({name}): it was "
-                            "removed or never stored; run the step that makes it again"
+                            "removed or never stored, so the step that made it runs again "
+                            "next time"
                         )
                     if sha256_file(temporary) != sha256:
                         raise _Mismatch
@@ -119,6 +120,14 @@ class Store(abc.ABC):
             f"{name} (sha256 {sha256}) in {self.location} does not match its hash: the object "
             "was removed from the store, so the step that made it runs again next time"
         )
+
+    @abc.abstractmethod
+    def check(self) -> None:
+        """Make sure the store answers, before a run depends on it.
+
+        Raises:
+            StoreError: it cannot be reached, refuses these credentials, or has no bucket.
+        """
 
     def exists(self, sha256: str) -> bool:
         """Whether the store holds object `sha256` (its bytes are checked only by `get`)."""
@@ -158,6 +167,9 @@ class FolderStore(Store):
     def __init__(self, root: Path, cache: Path) -> None:
         super().__init__(str(root), cache)
         self.root = root
+
+    def check(self) -> None:
+        """Nothing to reach: the folder is made on the first write."""
 
     def _has(self, key: str) -> bool:
         return (self.root / key).is_file()
@@ -206,8 +218,20 @@ class S3Store(Store):
         super().__init__(f"{S3_SCHEME}{bucket}/{prefix}".rstrip("/"), cache)
         self.bucket = bucket
         self.prefix = prefix.strip("/")
+        with self._errors():  # a session of its own reads the environment as it is now
+            self._client = boto3.session.Session().client("s3")
+
+    def check(self) -> None:
         with self._errors():
-            self._client = boto3.client("s3")
+            try:  # a listing needs the bucket and signed, permitted credentials
+                self._client.list_objects_v2(Bucket=self.bucket, Prefix=self.prefix, MaxKeys=1)
+            except Exception as error:
+                if _is_missing(error):
+                    endpoint = self._client.meta.endpoint_url
+                    raise StoreError(
+                        f"store {self.location}: no bucket {self.bucket!r} at {endpoint}"
+                    ) from None
+                raise
 
     def _name(self, key: str) -> str:
         return f"{self.prefix}/{key}" if self.prefix else key
@@ -321,9 +345,10 @@ def _record_key(key: str) -> str:
 
 
 def _is_missing(error: Exception) -> bool:
-    """Whether a botocore error says "no such key" (HEAD answers a bare 404)."""
+    """Whether a botocore error says "no such key" or bucket (HEAD answers a bare 404)."""
     response: Any = getattr(error, "response", None) or {}
-    return response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound")
+    code = response.get("Error", {}).get("Code")
+    return code in ("404", "NoSuchKey", "NotFound", "NoSuchBucket")
 
 
 def _upload_progress(_bytes: int) -> None:

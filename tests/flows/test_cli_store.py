@@ -60,3 +60,26 @@ def test_a_run_on_another_home_sharing_the_store_is_cached_and_registers_from_it
     [model] = (home_b / "cache").rglob("model.keras")
     assert FileRef.of(model).sha256 == model.parent.name
     assert not (home_b / "models").exists()  # nothing was trained on B
+
+
+@pytest.mark.slow
+def test_a_store_that_cannot_be_reached_ends_the_run_in_one_line(tmp_path: Path) -> None:
+    workbook = write_energy_workbook(tmp_path / "buildings.xlsx", n_rows=320)
+    env = cli_env(
+        tmp_path / "home",
+        tmp_path / "prefect",
+        TRAINFLOW_STORE="s3://trainflow/team",
+        AWS_ENDPOINT_URL_S3="http://127.0.0.1:9",  # nothing listens there
+        AWS_ACCESS_KEY_ID="key",
+        AWS_SECRET_ACCESS_KEY="secret",
+    )
+
+    done = run_cli(["run", "energy", "--source", str(workbook), "--epochs", "1"], env)
+
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.splitlines()[-1] == (
+        "trainflow: error: store s3://trainflow/team: Could not connect to the endpoint URL: "
+        '"http://127.0.0.1:9/trainflow"'
+    )
+    assert "Traceback" not in done.screen
+    assert not (tmp_path / "home" / "data").exists()  # no step ran

@@ -85,6 +85,15 @@ def test_entry_whose_file_was_deleted_recomputes(source: FileRef, tmp_path: Path
     assert cached == "Cached"
 
 
+def test_entry_whose_file_was_edited_in_place_recomputes(source: FileRef, tmp_path: Path) -> None:
+    CALLS.clear()
+    output, _ = shout_flow(source, "!", str(tmp_path))
+    Path(output.path).write_text("edited")  # no longer the bytes the entry describes
+    again, state = shout_flow(source, "!", str(tmp_path))
+    assert state == "Completed" and CALLS == ["!", "!"]
+    assert again == output and Path(again.path).read_text().endswith("!")
+
+
 def test_a_result_is_stored_as_json_and_read_back_as_its_descriptor(
     source: FileRef, tmp_path: Path
 ) -> None:

@@ -179,3 +179,23 @@ def test_a_killed_copy_into_a_folder_store_leaves_no_object(tmp_path: Path) -> N
     # It was killed midway: the bytes went to a temporary name, never renamed onto the key.
     left = [path.name for path in (tmp_path / "store").rglob("*") if path.is_file()]
     assert left and all(name.startswith(f".{key}.") for name in left)
+
+
+def test_a_store_that_does_not_answer_is_one_line(
+    s3_server: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = _s3_store(s3_server, tmp_path.name, tmp_path / "cache", monkeypatch)
+    store.check()
+    missing = open_store("s3://no-such-bucket/x", tmp_path / "cache")
+    with pytest.raises(
+        StoreError, match=r"^store s3://no-such-bucket/x: no bucket 'no-such-bucket' at http"
+    ):
+        missing.check()
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
+    refused = open_store(store.location, tmp_path / "cache")
+    with pytest.raises(StoreError, match=r"^store s3://trainflow/\S+: .*SignatureDoesNotMatch"):
+        refused.check()
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:9")  # nothing listens
+    with pytest.raises(StoreError, match=r"Could not connect to the endpoint URL") as caught:
+        open_store(store.location, tmp_path / "cache").check()
+    assert "\n" not in str(caught.value)
