@@ -284,10 +284,13 @@ class S3Store(Store):
     @contextlib.contextmanager
     def _errors(self) -> Iterator[None]:
         """botocore's errors (no credentials, unreachable endpoint, denied) as one line."""
-        from botocore.exceptions import BotoCoreError, ClientError
+        from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
         try:
             yield
+        except EndpointConnectionError as error:
+            endpoint = self._client.meta.endpoint_url
+            raise StoreError(f"store {self.location}: cannot reach {endpoint}") from error
         except (BotoCoreError, ClientError) as error:
             raise StoreError(f"store {self.location}: {error}") from error
 
