@@ -24,6 +24,7 @@ from tasks.drift import drift_against_champion
 from tasks.energy import drift, evaluate, evaluate_champion, excel_to_parquet, split, train
 from tasks.registry import check_registry
 from tasks.report import counts
+from tasks.result_storage import prepare_store
 
 
 class EnergyParameters(BaseModel):
@@ -62,6 +63,7 @@ def energy_pipeline(params: EnergyParameters | None = None) -> RunSummary:
 
 def _steps(params: EnergyParameters) -> RunSummary:
     """The pipeline itself; `energy_pipeline` runs it under `run_cleanly`."""
+    prepare_store()  # before the first persisted task resolves `RECORDS`
     if params.source:
         admit_source(params.source)
         raw = ingest_source(params.source)
@@ -85,7 +87,7 @@ def _steps(params: EnergyParameters) -> RunSummary:
             "data.rows": str(table.rows),
         },
         started_at=training_started,
-        test_data=(table.table.path, parts.split.path),
+        test_data=(table.table, parts.split),
         reference=parts.reference,
         data={
             "source": f"your file {params.source}" if params.source else fetched_by(raw),

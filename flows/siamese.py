@@ -25,6 +25,7 @@ from tasks.descriptors import Candidate, RunSummary
 from tasks.download import download, fetched_by
 from tasks.drift import drift_against_champion
 from tasks.registry import check_registry
+from tasks.result_storage import prepare_store
 from tasks.siamese import (
     drift,
     evaluate,
@@ -63,6 +64,7 @@ def siamese_pipeline(params: SiameseParameters | None = None) -> RunSummary:
 
 def _steps(params: SiameseParameters) -> RunSummary:
     """The pipeline itself; `siamese_pipeline` runs it under `run_cleanly`."""
+    prepare_store()  # before the first persisted task resolves `RECORDS`
     raw = (TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS)
     files = {remote.name: download(remote) for remote in raw}
     train_table = idx_to_parquet(files[TRAIN_IMAGES.name], files[TRAIN_LABELS.name], "train")
@@ -83,7 +85,7 @@ def _steps(params: SiameseParameters) -> RunSummary:
             "data.test_pairs_sha256": pairs.test.sha256,
         },
         started_at=training_started,
-        test_data=(test_table.table.path, pairs.test.path),
+        test_data=(test_table.table, pairs.test),
         reference=profile(train_table, pairs),
         data={
             "train images": f"{train_table.rows} (sha256 {train_table.table.sha256[:12]})",

@@ -3,16 +3,18 @@
 ARCHITECTURE.md, "Cache keys". Prefect's INPUTS policy would hash whole objects and collide
 across tasks; TASK_SOURCE misses edits in helper modules. Here a key is
 sha256(task name, code version of the lib module the task calls and its import closure,
-state directory, canonical JSON of the inputs), where inputs are small descriptors (paths +
-sha256) and parameters. The state
-directory (`TRAINFLOW_HOME`) is part of the key because Prefect keeps its cache records
-elsewhere: a run against another home must not be handed paths into the old one.
+canonical JSON of the inputs), where inputs are small descriptors and parameters, and a file
+counts by its sha256 alone, never by its path: a descriptor made on another machine names
+a path there, and the same bytes are the same input. The records live in the artifact store
+(`tasks.result_storage`), so every machine that shares a store shares its cache hits, and a
+run against another store (another home, by default) starts with none.
 
-A cache entry whose files were deleted must recompute rather than hand out dead paths: the
-policy reads the stored descriptor and, if any file it names is gone, expires that entry so
-the task runs and overwrites it. It reads it with `tasks.results.read_result` (plain JSON, the
-task's own return type) before Prefect does: a record that is anything else, say a pickle
-planted in the result storage, is expired the same way and never decoded by Prefect.
+A cache entry whose files are gone must recompute rather than hand out dead descriptors: the
+policy reads the stored descriptor and, unless every file it names is on this machine or in
+the store (`tasks.storage.available`), expires that entry so the task runs and overwrites
+it. It reads it with `tasks.results.read_result` (plain JSON, the task's own return type)
+before Prefect does: a record that is anything else, say a pickle planted in the result
+storage, is expired the same way and never decoded by Prefect.
 """
 
 from __future__ import annotations
@@ -32,13 +34,16 @@ from pydantic import BaseModel
 from lib.core.code_version import code_version
 from lib.core.hashing import sha256_text
 from lib.core.refs import FileRef
-from lib.core.settings import load_settings
+from tasks.result_storage import StoreRecords
 from tasks.results import TRUSTED_SERIALIZER, UntrustedResult, read_result, result_type
+from tasks.storage import available
 
 LOGGER = get_logger(__name__)
 
 
 def _canonical(value: Any) -> Any:
+    if isinstance(value, FileRef):
+        return {"sha256": value.sha256}
     if isinstance(value, BaseModel):
         return _canonical(value.model_dump(mode="json"))
     if isinstance(value, dict):
@@ -69,8 +74,9 @@ class ContentCache(CachePolicy):
 
     `entry` names the module whose function the task calls (a string, so that naming it does
     not import it); its import closure is what the key covers. The task must persist its
-    result as JSON (`tasks.results.RESULT_SERIALIZER`); with another serializer computing
-    the key fails, and Prefect runs the task uncached, saying why in its log.
+    result as JSON (`tasks.results.RESULT_SERIALIZER`) into the store
+    (`result_storage=tasks.result_storage.RECORDS`); otherwise computing the key fails, and
+    Prefect runs the task uncached, saying why in its log.
     """
 
     entry: str = ""
@@ -85,7 +91,6 @@ class ContentCache(CachePolicy):
         key = sha256_text(
             task_ctx.task.name,
             code_version((self.entry,)),
-            str(load_settings().home),
             json.dumps(_canonical(inputs), sort_keys=True, default=str),
         )
         _expire_unusable_entry(task_ctx, key)
@@ -93,7 +98,7 @@ class ContentCache(CachePolicy):
 
 
 def _expire_unusable_entry(task_ctx: TaskRunContext, key: str) -> None:
-    """Expire the entry at `key` unless it is a trusted descriptor whose files all exist."""
+    """Expire the entry at `key` unless it is a trusted descriptor whose files can be had."""
     store = task_ctx.result_store
     if store is None:
         return
@@ -105,7 +110,7 @@ def _expire_unusable_entry(task_ctx: TaskRunContext, key: str) -> None:
     except UntrustedResult as error:
         LOGGER.warning("cache entry %s of %s discarded: %s", key, task_ctx.task.name, error)
         cached = None
-    if cached is None or not all(ref.exists() for ref in file_refs(cached)):
+    if cached is None or not all(available(ref) for ref in file_refs(cached)):
         long_ago = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
         store.write(obj=None, key=key, expiration=long_ago)  # type: ignore[arg-type]
 
@@ -117,11 +122,14 @@ def _stored_record(task_ctx: TaskRunContext, store: ResultStore, key: str) -> by
             f"Expected task {task_ctx.task.name!r} to persist its result as JSON "
             f"(result_serializer='json'). Received: {store.serializer.type!r}"
         )
-    if store.metadata_storage is not None or store.result_storage is None:
-        raise TypeError("Expected whole result records in one storage (no key_storage)")
+    if store.metadata_storage is not None or not isinstance(store.result_storage, StoreRecords):
+        raise TypeError(
+            f"Expected task {task_ctx.task.name!r} to keep whole result records in the store "
+            f"(result_storage=RECORDS, no key_storage). Received: {store.result_storage!r}"
+        )
     # Called with `_sync=True`, as Prefect's ResultStore calls its (async-typed) storage blocks.
     read_path = cast(Callable[..., bytes], store.result_storage.read_path)
     try:
         return read_path(key, _sync=True)
-    except (OSError, ValueError):  # no such entry (LocalFileSystem raises ValueError)
+    except OSError:  # no such record
         return None

@@ -97,7 +97,7 @@ class Candidate(_Descriptor):
     recipe: dict[str, Any]
     tags: dict[str, str]
     data: dict[str, str]
-    test_data: tuple[str, ...]
+    test_data: tuple[FileRef, ...]
     reference: FileRef | None = None
     started_at: float | None = None
 

@@ -23,7 +23,9 @@ from lib.core.settings import load_settings
 from lib.core.sources import check_source_allowed
 from lib.core.table_files import MAX_FILE_BYTES
 from tasks.caching import ContentCache
+from tasks.result_storage import RECORDS
 from tasks.results import RESULT_SERIALIZER
+from tasks.storage import current_store
 
 
 @task(
@@ -31,13 +33,14 @@ from tasks.results import RESULT_SERIALIZER
     cache_policy=ContentCache(entry="lib.core.fetch"),
     persist_result=True,
     result_serializer=RESULT_SERIALIZER,
+    result_storage=RECORDS,
 )
 def download(remote: RemoteFile) -> FileRef:
-    """Fetch a pinned file (mirrors first) into the raw store, checksum verified."""
+    """Fetch a pinned file (mirrors first) into the raw folder and the store, checksum verified."""
     settings = load_settings()
     path = fetch(remote, settings.raw_dir, settings.mirrors)
     get_run_logger().info("%s ready at %s", remote.name, path)
-    sha256 = remote.sha256 or FileRef.of(path).sha256
+    sha256 = current_store().put(path, remote.sha256)
     return FileRef(path=str(path), sha256=sha256, origin=remote.name)
 
 
@@ -96,6 +99,7 @@ def admit_source(source: str) -> None:
     cache_policy=LocalSourceCache(entry="lib.core.fetch"),
     persist_result=True,
     result_serializer=RESULT_SERIALIZER,
+    result_storage=RECORDS,
 )
 def ingest_source(source: str) -> FileRef:
     """Copy a user's own file (path or URL) into the raw store, keyed by its content.
@@ -104,4 +108,5 @@ def ingest_source(source: str) -> FileRef:
     """
     path, sha256 = fetch_source(source, load_settings().raw_dir, max_bytes=MAX_FILE_BYTES)
     get_run_logger().info("%s ingested as %s (sha256 %s)", source, path, sha256)
+    current_store().put(path, sha256)
     return FileRef(path=str(path), sha256=sha256, origin=source)

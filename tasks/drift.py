@@ -21,6 +21,7 @@ from lib.core.model_spec import ModelSpec
 from lib.core.refs import FileRef
 from lib.core.settings import load_settings
 from tasks.descriptors import ChampionRef, DriftRef
+from tasks.storage import stored
 
 
 def drift_against_champion(
@@ -59,7 +60,7 @@ def _champion_reference(spec: ModelSpec, champion: ChampionRef) -> FileRef | Non
         if not target.is_file():
             with atomic_path(target) as temporary:
                 shutil.copyfile(found, temporary)
-    return FileRef.of(target)
+    return stored(target)
 
 
 def store_drift(report: DriftReport, folder: Path, champion_version: str) -> DriftRef:
@@ -70,10 +71,8 @@ def store_drift(report: DriftReport, folder: Path, champion_version: str) -> Dri
     )
     logger = get_run_logger()
     (logger.warning if report.drifted else logger.info)("%s", summary)
-    stored, plot = write_report(report, folder)
-    return DriftRef(
-        drifted=report.drifted, summary=summary, report=FileRef.of(stored), plot=FileRef.of(plot)
-    )
+    kept, plot = write_report(report, folder)
+    return DriftRef(drifted=report.drifted, summary=summary, report=stored(kept), plot=stored(plot))
 
 
 def _unchecked(summary: str) -> DriftRef:

@@ -6,8 +6,6 @@ that module's import closure (`lib.core.code_version`), so no list of modules ca
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from prefect import task
 from prefect.logging import get_run_logger
 
@@ -18,8 +16,9 @@ from tasks.caching import ContentCache
 from tasks.descriptors import ChampionRef, DriftRef, Evaluation, SplitRef, TableRef, TrainedModel
 from tasks.drift import store_drift
 from tasks.fitting import fit_with_progress
+from tasks.result_storage import RECORDS
 from tasks.results import RESULT_SERIALIZER
-from tasks.storage import output_dir
+from tasks.storage import local_path, output_dir, stored
 
 TABLE_STEP = "lib.energy.table"
 SPLIT_STEP = "lib.energy.splits"
@@ -33,6 +32,7 @@ DRIFT_STEP = "lib.energy.drift"
     cache_policy=ContentCache(entry=TABLE_STEP),
     persist_result=True,
     result_serializer=RESULT_SERIALIZER,
+    result_storage=RECORDS,
 )
 def excel_to_parquet(raw: FileRef) -> TableRef:
     """Validate the workbook and write it as typed Parquet with provenance metadata."""
@@ -40,15 +40,16 @@ def excel_to_parquet(raw: FileRef) -> TableRef:
     from lib.energy.table import excel_to_parquet as convert
 
     target = output_dir("data/energy", raw.sha256, entry=TABLE_STEP) / "energy.parquet"
-    with named_as_given(raw):
+    source = local_path(raw)
+    with named_as_given(raw.model_copy(update={"path": str(source)})):
         rows = convert(
-            Path(raw.path),
+            source,
             target,
             source_sha256=raw.sha256,
             code_version=code_version([TABLE_STEP]),
         )
     get_run_logger().info("%d validated rows written to %s", rows, target)
-    return TableRef(table=FileRef.of(target), source=raw, rows=rows)
+    return TableRef(table=stored(target), source=raw, rows=rows)
 
 
 @task(
@@ -56,21 +57,20 @@ def excel_to_parquet(raw: FileRef) -> TableRef:
     cache_policy=ContentCache(entry=SPLIT_STEP),
     persist_result=True,
     result_serializer=RESULT_SERIALIZER,
+    result_storage=RECORDS,
 )
 def split(table: TableRef, seed: int) -> SplitRef:
     """Test rows fixed by their content; the seed picks which other rows validate."""
     from lib.energy.splits import split_rows, table_rows, write_part_table, write_split
 
-    parts = split_rows(table_rows(Path(table.table.path)), seed=seed)
+    parts = split_rows(table_rows(local_path(table.table)), seed=seed)
     folder = output_dir("splits/energy", table.table.sha256, str(seed), entry=SPLIT_STEP)
     target = folder / "split.json"
     sizes = write_split(parts, target)
     reference = folder / "training_rows.parquet"
-    write_part_table(Path(table.table.path), target, "train", reference)
+    write_part_table(local_path(table.table), target, "train", reference)
     get_run_logger().info("split of %d rows with seed %d: %s", table.rows, seed, sizes)
-    return SplitRef(
-        split=FileRef.of(target), seed=seed, sizes=sizes, reference=FileRef.of(reference)
-    )
+    return SplitRef(split=stored(target), seed=seed, sizes=sizes, reference=stored(reference))
 
 
 @task(
@@ -78,6 +78,7 @@ def split(table: TableRef, seed: int) -> SplitRef:
     cache_policy=ContentCache(entry=TRAIN_STEP),
     persist_result=True,
     result_serializer=RESULT_SERIALIZER,
+    result_storage=RECORDS,
 )
 def train(
     table: TableRef, split_ref: SplitRef, recipe: EnergyRecipe, preset: str, seed: int
@@ -97,8 +98,8 @@ def train(
         "energy",
         f"energy ({preset}, seed {seed})",
         lambda progress: train_energy(
-            Path(table.table.path),
-            Path(split_ref.split.path),
+            local_path(table.table),
+            local_path(split_ref.split),
             recipe,
             seed,
             folder,
@@ -112,6 +113,7 @@ def train(
     cache_policy=ContentCache(entry=EVALUATE_STEP),
     persist_result=True,
     result_serializer=RESULT_SERIALIZER,
+    result_storage=RECORDS,
 )
 def evaluate(trained: TrainedModel, table: TableRef, split_ref: SplitRef) -> Evaluation:
     """Test metrics per output and the plots: predicted vs actual, learning curves."""
@@ -121,10 +123,10 @@ def evaluate(trained: TrainedModel, table: TableRef, split_ref: SplitRef) -> Eva
         "reports/energy", trained.model.sha256, split_ref.split.sha256, entry=EVALUATE_STEP
     )
     evaluated = evaluate_energy(
-        Path(trained.model.path),
-        Path(trained.history.path),
-        Path(table.table.path),
-        Path(split_ref.split.path),
+        local_path(trained.model),
+        local_path(trained.history),
+        local_path(table.table),
+        local_path(split_ref.split),
         folder,
     )
     metrics = evaluated.metrics
@@ -132,7 +134,7 @@ def evaluate(trained: TrainedModel, table: TableRef, split_ref: SplitRef) -> Eva
     return Evaluation(
         metrics=metrics,
         test_rows=evaluated.test_rows,
-        plots=tuple(FileRef.of(p) for p in evaluated.plots),
+        plots=tuple(stored(p) for p in evaluated.plots),
     )
 
 
@@ -141,12 +143,13 @@ def evaluate(trained: TrainedModel, table: TableRef, split_ref: SplitRef) -> Eva
     cache_policy=ContentCache(entry=EVALUATE_STEP),
     persist_result=True,
     result_serializer=RESULT_SERIALIZER,
+    result_storage=RECORDS,
 )
 def evaluate_champion(champion: ChampionRef, table: TableRef, split_ref: SplitRef) -> ChampionRef:
     """The champion's metrics on the candidate's test rows, so the gate compares like with like."""
     from tasks.registry import score_champion
 
-    scored = score_champion(SPEC, champion, (table.table.path, split_ref.split.path))
+    scored = score_champion(SPEC, champion, (table.table, split_ref.split))
     if scored.metrics is not None and scored.problem is None:
         get_run_logger().info(
             "champion v%s on the same test rows: RMSE Y1 %.3f, Y2 %.3f",
@@ -162,6 +165,7 @@ def evaluate_champion(champion: ChampionRef, table: TableRef, split_ref: SplitRe
     cache_policy=ContentCache(entry=DRIFT_STEP),
     persist_result=True,
     result_serializer=RESULT_SERIALIZER,
+    result_storage=RECORDS,
 )
 def drift(table: TableRef, reference: FileRef, champion_version: str) -> DriftRef:
     """The incoming table against the champion's training rows; training goes on either way."""
@@ -170,5 +174,5 @@ def drift(table: TableRef, reference: FileRef, champion_version: str) -> DriftRe
     folder = output_dir(
         "drift/energy", table.table.sha256, reference.sha256, champion_version, entry=DRIFT_STEP
     )
-    report = table_drift(Path(table.table.path), Path(reference.path))
+    report = table_drift(local_path(table.table), local_path(reference))
     return store_drift(report, folder, champion_version)

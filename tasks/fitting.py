@@ -11,9 +11,9 @@ from typing import Any
 
 from prefect.logging import get_run_logger
 
-from lib.core.refs import FileRef
 from tasks.descriptors import TrainedModel
 from tasks.progress import EpochProgress
+from tasks.storage import stored
 
 
 def fit_with_progress(
@@ -36,8 +36,8 @@ def fit_with_progress(
         logger.info("resumed training from epoch %d (its checkpoint)", trained.resumed_from)
     logger.info("trained %d epochs in %.1f s", trained.epochs_run, trained.seconds)
     return TrainedModel(
-        model=FileRef.of(trained.model),
-        history=FileRef.of(trained.history),
+        model=stored(trained.model),
+        history=stored(trained.history),
         epochs_run=trained.epochs_run,
         seconds=trained.seconds,
     )

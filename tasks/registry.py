@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from concurrent.futures import Future
 from contextlib import ExitStack, contextmanager, suppress
 from importlib.metadata import version as installed_version
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from prefect import task
@@ -26,8 +25,10 @@ from prefect.settings import get_current_settings
 
 from lib.core.gate import GateDecision, champion_gate
 from lib.core.model_spec import ModelSpec
+from lib.core.refs import FileRef
 from lib.core.settings import load_settings
 from tasks.descriptors import Candidate, ChampionRef
+from tasks.storage import local_path
 
 if TYPE_CHECKING:
     from lib.core.registry import Registration
@@ -173,7 +174,7 @@ def _ensure_limit(name: str) -> None:
 
 
 def score_champion(
-    spec: ModelSpec, champion: ChampionRef, test_data: tuple[str, ...]
+    spec: ModelSpec, champion: ChampionRef, test_data: tuple[FileRef, ...]
 ) -> ChampionRef:
     """The champion's metrics on the candidate's test data, or the champion set aside.
 
@@ -190,7 +191,7 @@ def score_champion(
     module, _, function = spec.scorer.partition(":")
     scorer = getattr(importlib.import_module(module), function)
     try:
-        metrics = scorer(load_version(champion), *map(Path, test_data))
+        metrics = scorer(load_version(champion), *map(local_path, test_data))
     except (MlflowException, RegistryError):
         raise
     except Exception as error:  # anything the model itself raises: set it aside
@@ -285,19 +286,19 @@ def _register(
         spec.name,
         Logged(
             candidate_id=candidate.candidate_id,
-            keras_path=Path(candidate.trained.model.path),
+            keras_path=local_path(candidate.trained.model),
             model_code=spec.model_code(),
             params={"preset": parameters["preset"], "seed": parameters["seed"], **candidate.recipe},
             metrics=metrics,
-            history=json.loads(Path(candidate.trained.history.path).read_text()),
+            history=json.loads(local_path(candidate.trained.history).read_text()),
             tags={
                 **candidate.tags,
                 **{tag: repr(metrics[key]) for tag, key in spec.version_tags.items()},
                 **flow_run_tags(),
             },
-            artifacts=[Path(plot.path) for plot in candidate.evaluation.plots],
+            artifacts=[local_path(plot) for plot in candidate.evaluation.plots],
             model_config={key: metrics[name] for key, name in spec.model_config.items()} or None,
-            reference=Path(candidate.reference.path) if candidate.reference else None,
+            reference=local_path(candidate.reference) if candidate.reference else None,
             started_at=candidate.started_at,
             description=spec.description,
             signature=signature,

@@ -28,6 +28,7 @@ from lib.core.drift import (
 from lib.core.refs import FileRef
 from lib.core.settings import load_settings
 from tasks.descriptors import DriftRef
+from tasks.storage import local_path
 
 if TYPE_CHECKING:
     from lib.core.registry import Registration
@@ -43,7 +44,7 @@ DRIFT_RULES = (
 
 def _image(ref: FileRef) -> str:
     """Inline PNG: the UI shows the picture itself, not a link to a file it cannot reach."""
-    encoded = base64.b64encode(Path(ref.path).read_bytes()).decode()
+    encoded = base64.b64encode(local_path(ref).read_bytes()).decode()
     return f"![{Path(ref.path).stem}](data:image/png;base64,{encoded})"
 
 
@@ -82,7 +83,7 @@ def drift_section(drift: DriftRef) -> list[str]:
     heading = "## Drift against the champion's training data"
     if drift.report is None or drift.plot is None:
         return [heading, f"**Drift:** {drift.summary}.", DRIFT_RULES]
-    report = DriftReport.from_json(Path(drift.report.path).read_text())
+    report = DriftReport.from_json(local_path(drift.report).read_text())
     flag = "**DRIFT**" if drift.drifted else "**No drift**"
     return [
         heading,

@@ -6,8 +6,6 @@ that module's import closure (`lib.core.code_version`), so no list of modules ca
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from prefect import task
 from prefect.logging import get_run_logger
 
@@ -18,8 +16,9 @@ from tasks.caching import ContentCache
 from tasks.descriptors import ChampionRef, DriftRef, Evaluation, PairsRef, TableRef, TrainedModel
 from tasks.drift import store_drift
 from tasks.fitting import fit_with_progress
+from tasks.result_storage import RECORDS
 from tasks.results import RESULT_SERIALIZER
-from tasks.storage import output_dir
+from tasks.storage import local_path, output_dir, stored
 
 TABLE_STEP = "lib.siamese.idx"
 PAIRS_STEP = "lib.siamese.protocol"
@@ -33,6 +32,7 @@ DRIFT_STEP = "lib.siamese.drift"
     cache_policy=ContentCache(entry=TABLE_STEP),
     persist_result=True,
     result_serializer=RESULT_SERIALIZER,
+    result_storage=RECORDS,
 )
 def idx_to_parquet(images: FileRef, labels: FileRef, part: str) -> TableRef:
     """Check the IDX files and store images + labels as one Parquet table."""
@@ -43,16 +43,20 @@ def idx_to_parquet(images: FileRef, labels: FileRef, part: str) -> TableRef:
         output_dir("data/fashion", images.sha256, labels.sha256, entry=TABLE_STEP)
         / f"{part}.parquet"
     )
-    with named_as_given(images, labels):
+    image_path, label_path = local_path(images), local_path(labels)
+    with named_as_given(
+        images.model_copy(update={"path": str(image_path)}),
+        labels.model_copy(update={"path": str(label_path)}),
+    ):
         rows = convert(
-            Path(images.path),
-            Path(labels.path),
+            image_path,
+            label_path,
             target,
             source_sha256={"images": images.sha256, "labels": labels.sha256},
             code_version=code_version([TABLE_STEP]),
         )
     get_run_logger().info("%s: %d images written to %s", part, rows, target)
-    return TableRef(table=FileRef.of(target), source=images, rows=rows)
+    return TableRef(table=stored(target), source=images, rows=rows)
 
 
 @task(
@@ -60,6 +64,7 @@ def idx_to_parquet(images: FileRef, labels: FileRef, part: str) -> TableRef:
     cache_policy=ContentCache(entry=PAIRS_STEP),
     persist_result=True,
     result_serializer=RESULT_SERIALIZER,
+    result_storage=RECORDS,
 )
 def make_pairs(train: TableRef, test: TableRef, seed: int) -> PairsRef:
     """Hold out training images for validation; build validation and test index pairs."""
@@ -70,7 +75,7 @@ def make_pairs(train: TableRef, test: TableRef, seed: int) -> PairsRef:
     )
     provenance = {"seed": seed, "train_table": train.table.sha256, "test_table": test.table.sha256}
     plan, files = pair_files_for(
-        Path(train.table.path), Path(test.table.path), seed, folder, provenance
+        local_path(train.table), local_path(test.table), seed, folder, provenance
     )
     get_run_logger().info(
         "%d training images kept, %d validation pairs, %d test pairs",
@@ -79,9 +84,9 @@ def make_pairs(train: TableRef, test: TableRef, seed: int) -> PairsRef:
         len(plan.test),
     )
     return PairsRef(
-        train_indices=FileRef.of(files.train_indices),
-        validation=FileRef.of(files.validation),
-        test=FileRef.of(files.test),
+        train_indices=stored(files.train_indices),
+        validation=stored(files.validation),
+        test=stored(files.test),
         seed=seed,
     )
 
@@ -91,6 +96,7 @@ def make_pairs(train: TableRef, test: TableRef, seed: int) -> PairsRef:
     cache_policy=ContentCache(entry=DRIFT_STEP),
     persist_result=True,
     result_serializer=RESULT_SERIALIZER,
+    result_storage=RECORDS,
 )
 def profile(train_table: TableRef, pairs: PairsRef) -> FileRef:
     """Class and pixel statistics of the images training learns from: the version's reference."""
@@ -100,9 +106,9 @@ def profile(train_table: TableRef, pairs: PairsRef) -> FileRef:
         "profiles/fashion", train_table.table.sha256, pairs.train_indices.sha256, entry=DRIFT_STEP
     )
     target = folder / "training_profile.parquet"
-    rows = write_profile(Path(train_table.table.path), Path(pairs.train_indices.path), target)
+    rows = write_profile(local_path(train_table.table), local_path(pairs.train_indices), target)
     get_run_logger().info("profile of %d training images written to %s", rows, target)
-    return FileRef.of(target)
+    return stored(target)
 
 
 @task(
@@ -110,6 +116,7 @@ def profile(train_table: TableRef, pairs: PairsRef) -> FileRef:
     cache_policy=ContentCache(entry=TRAIN_STEP),
     persist_result=True,
     result_serializer=RESULT_SERIALIZER,
+    result_storage=RECORDS,
 )
 def train(
     train_table: TableRef, pairs: PairsRef, recipe: SiameseRecipe, preset: str, seed: int
@@ -130,9 +137,9 @@ def train(
         "siamese",
         f"siamese ({preset}, seed {seed})",
         lambda progress: train_siamese(
-            Path(train_table.table.path),
-            Path(pairs.train_indices.path),
-            Path(pairs.validation.path),
+            local_path(train_table.table),
+            local_path(pairs.train_indices),
+            local_path(pairs.validation),
             recipe,
             seed,
             folder,
@@ -146,6 +153,7 @@ def train(
     cache_policy=ContentCache(entry=EVALUATE_STEP),
     persist_result=True,
     result_serializer=RESULT_SERIALIZER,
+    result_storage=RECORDS,
 )
 def evaluate(
     trained: TrainedModel, train_table: TableRef, test_table: TableRef, pairs: PairsRef
@@ -157,12 +165,12 @@ def evaluate(
         "reports/siamese", trained.model.sha256, pairs.test.sha256, entry=EVALUATE_STEP
     )
     evaluated = evaluate_siamese(
-        Path(trained.model.path),
-        Path(trained.history.path),
-        Path(train_table.table.path),
-        Path(test_table.table.path),
-        Path(pairs.validation.path),
-        Path(pairs.test.path),
+        local_path(trained.model),
+        local_path(trained.history),
+        local_path(train_table.table),
+        local_path(test_table.table),
+        local_path(pairs.validation),
+        local_path(pairs.test),
         folder,
     )
     metrics = evaluated.metrics
@@ -176,7 +184,7 @@ def evaluate(
     return Evaluation(
         metrics=metrics,
         test_rows=evaluated.test_rows,
-        plots=tuple(FileRef.of(p) for p in evaluated.plots),
+        plots=tuple(stored(p) for p in evaluated.plots),
     )
 
 
@@ -185,12 +193,13 @@ def evaluate(
     cache_policy=ContentCache(entry=EVALUATE_STEP),
     persist_result=True,
     result_serializer=RESULT_SERIALIZER,
+    result_storage=RECORDS,
 )
 def evaluate_champion(champion: ChampionRef, test_table: TableRef, pairs: PairsRef) -> ChampionRef:
     """The champion, through its pyfunc and at its registered threshold, on the same pairs."""
     from tasks.registry import score_champion
 
-    scored = score_champion(SPEC, champion, (test_table.table.path, pairs.test.path))
+    scored = score_champion(SPEC, champion, (test_table.table, pairs.test))
     if scored.metrics is not None and scored.problem is None:
         get_run_logger().info(
             "champion v%s on the same test pairs: accuracy %.4f",
@@ -205,6 +214,7 @@ def evaluate_champion(champion: ChampionRef, test_table: TableRef, pairs: PairsR
     cache_policy=ContentCache(entry=DRIFT_STEP),
     persist_result=True,
     result_serializer=RESULT_SERIALIZER,
+    result_storage=RECORDS,
 )
 def drift(train_table: TableRef, reference: FileRef, champion_version: str) -> DriftRef:
     """Incoming training images against the champion's profile; training goes on either way."""
@@ -217,5 +227,5 @@ def drift(train_table: TableRef, reference: FileRef, champion_version: str) -> D
         champion_version,
         entry=DRIFT_STEP,
     )
-    report = table_drift(Path(train_table.table.path), Path(reference.path))
+    report = table_drift(local_path(train_table.table), local_path(reference))
     return store_drift(report, folder, champion_version)

@@ -11,8 +11,12 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.fixtures.seaweedfs import S3Server
 
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="trainflow-tests-"))
 os.environ["PREFECT_HOME"] = str(_SESSION_DIR / "prefect")
@@ -60,5 +64,17 @@ def prefect_api() -> Iterator[None]:
     """A throwaway Prefect API (its own SQLite database) for every flow and task test."""
     from prefect.testing.utilities import prefect_test_harness
 
+    from tasks.result_storage import prepare_store
+
     with prefect_test_harness(server_startup_timeout=120):
+        prepare_store()  # what each pipeline flow does first
         yield
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """A real S3 API (SeaweedFS on 127.0.0.1) for the session; each test takes its own prefix."""
+    from tests.fixtures.seaweedfs import seaweedfs
+
+    with seaweedfs(tmp_path_factory.mktemp("seaweedfs")) as server:
+        yield server

@@ -9,7 +9,8 @@ dictionary lookup.
 Points: ``download`` (a partial file holds some bytes), ``parquet`` (a table written but not
 renamed into place), ``split``, ``pairs``, ``epoch:<n>`` (after epoch n's checkpoint),
 ``evaluate`` (test predictions made, plots not written), ``registered`` (a version exists,
-its decision is not recorded and the alias has not moved).
+its decision is not recorded and the alias has not moved), ``upload`` (some of a file's
+bytes sent to the artifact store, the object not yet complete).
 """
 
 from __future__ import annotations

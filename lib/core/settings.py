@@ -11,6 +11,7 @@ MIRROR_VARIABLE = "TRAINFLOW_MIRROR"
 TRACKING_VARIABLE = "MLFLOW_TRACKING_URI"
 SOURCE_ROOTS_VARIABLE = "TRAINFLOW_SOURCE_ROOTS"
 VERBOSE_VARIABLE = "TRAINFLOW_VERBOSE"
+STORE_VARIABLE = "TRAINFLOW_STORE"
 DEFAULT_HOME = Path("~/.trainflow")
 # Where `trainflow ui` serves the Prefect and MLflow UIs by default.
 UI_HOST = "127.0.0.1"
@@ -31,6 +32,8 @@ class Settings:
         source_roots: the only directories whose files a run started through the Prefect API
             (a deployment) may read as its `source`; none by default.
         verbose: show tracebacks of expected failures too (`trainflow -v`).
+        store: the artifact store (`lib.core.store`): a folder, by default ``<home>/store``,
+            or ``s3://bucket/prefix``. Machines that share it share files and cache hits.
     """
 
     home: Path
@@ -38,6 +41,7 @@ class Settings:
     mirrors: tuple[str, ...]
     source_roots: tuple[Path, ...] = ()
     verbose: bool = False
+    store: str = ""
 
     @property
     def raw_dir(self) -> Path:
@@ -47,6 +51,11 @@ class Settings:
     def artifact_root(self) -> Path:
         """Where MLflow stores the runs' artifacts and the registered models' files."""
         return self.home / "mlartifacts"
+
+    @property
+    def cache_dir(self) -> Path:
+        """This machine's copies of objects fetched from the store, by hash."""
+        return self.home / "cache"
 
     @property
     def scratch_dir(self) -> Path:
@@ -92,10 +101,12 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         if part.strip()
     )
     verbose = env.get(VERBOSE_VARIABLE, "").strip() not in ("", "0")
+    store = env.get(STORE_VARIABLE, "").strip() or str(home / "store")
     return Settings(
         home=home,
         tracking_uri=tracking_uri,
         mirrors=mirrors,
         source_roots=source_roots,
         verbose=verbose,
+        store=store,
     )

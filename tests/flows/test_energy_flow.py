@@ -57,13 +57,22 @@ def test_energy_flow_trains_registers_then_reuses_cache(
     assert second_states["train-energy-default-seed3"] == "Cached"
     assert versions() == ["1"]
 
-    # A cache entry whose files were deleted recomputes instead of failing.
+    # A model deleted from the home is still in the store: the entry is used, the file fetched.
     trained = Path(load_settings().home, "models", "energy")
     for model_file in trained.rglob("model.keras"):
         model_file.unlink()
-    third, third_states = run(params)
-    assert third_states["train-energy-default-seed3"] == "Completed"
-    assert third.metrics["Y1_r2"] > 0.9
+    _, third_states = run(params)
+    assert third_states["train-energy-default-seed3"] == "Cached"
+
+    # Gone from the store too: the entry expires and the model is trained again.
+    for model_file in trained.rglob("model.keras"):
+        model_file.unlink()
+    for stored in Path(load_settings().store, "objects").rglob("*"):
+        if stored.is_file():
+            stored.unlink()
+    fourth, fourth_states = run(params)
+    assert fourth_states["train-energy-default-seed3"] == "Completed"
+    assert fourth.metrics["Y1_r2"] > 0.9
 
 
 def test_bad_workbook_fails_and_leaves_registry_alone(trainflow_home: Path, tmp_path: Path) -> None:

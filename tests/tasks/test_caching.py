@@ -12,7 +12,9 @@ from prefect.results import ResultRecord
 from prefect.serializers import PickleSerializer
 
 from lib.core.refs import FileRef
+from lib.core.settings import load_settings
 from tasks.caching import ContentCache, file_refs
+from tasks.result_storage import RECORDS
 from tasks.results import RESULT_SERIALIZER
 from tests.fixtures.tampering import forged_result_records
 
@@ -25,6 +27,7 @@ CALLS: list[str] = []
     cache_policy=ContentCache(entry="lib.energy.splits"),
     persist_result=True,
     result_serializer=RESULT_SERIALIZER,
+    result_storage=RECORDS,
 )
 def shout(source: FileRef, suffix: str, out_dir: str) -> FileRef:
     CALLS.append(suffix)
@@ -41,9 +44,9 @@ def shout_flow(source: FileRef, suffix: str, out_dir: str) -> tuple[FileRef, str
 
 @flow
 def shout_stored(source: FileRef, suffix: str, out_dir: str) -> tuple[str, Path]:
-    """The task's state name and the file its result record is stored in."""
+    """The task's state name and the file its result record is stored in (a folder store)."""
     state = shout(source, suffix, out_dir, return_state=True)
-    return state.name, Path(state.data.metadata.storage_key)
+    return state.name, Path(load_settings().store, "records", state.data.metadata.storage_key)
 
 
 @pytest.fixture
@@ -80,6 +83,15 @@ def test_entry_whose_file_was_deleted_recomputes(source: FileRef, tmp_path: Path
     assert again.exists()
     _, cached = shout_flow(source, "!", str(tmp_path))
     assert cached == "Cached"
+
+
+def test_entry_whose_file_was_edited_in_place_recomputes(source: FileRef, tmp_path: Path) -> None:
+    CALLS.clear()
+    output, _ = shout_flow(source, "!", str(tmp_path))
+    Path(output.path).write_text("edited")  # no longer the bytes the entry describes
+    again, state = shout_flow(source, "!", str(tmp_path))
+    assert state == "Completed" and CALLS == ["!", "!"]
+    assert again == output and Path(again.path).read_text().endswith("!")
 
 
 def test_a_result_is_stored_as_json_and_read_back_as_its_descriptor(

@@ -10,6 +10,7 @@ from lib.core.settings import (
     DEFAULT_HOME,
     HOME_VARIABLE,
     MIRROR_VARIABLE,
+    STORE_VARIABLE,
     TRACKING_VARIABLE,
     load_settings,
 )
@@ -93,3 +94,13 @@ def test_mlflow_ui_is_the_tracking_server_or_trainflow_ui(tmp_path: Path) -> Non
     team = load_settings({TRACKING_VARIABLE: "https://mlflow.example.org/"})
     assert local.mlflow_ui_url == "http://127.0.0.1:5000"
     assert team.mlflow_ui_url == "https://mlflow.example.org"
+
+
+def test_the_store_is_a_folder_in_the_home_unless_trainflow_store_names_one(
+    tmp_path: Path,
+) -> None:
+    home = {HOME_VARIABLE: str(tmp_path)}
+    assert load_settings(environ=home).store == str(tmp_path.resolve() / "store")
+    assert load_settings(environ=home).cache_dir == tmp_path.resolve() / "cache"
+    shared = load_settings(environ={**home, STORE_VARIABLE: " s3://bucket/team "})
+    assert shared.store == "s3://bucket/team"
