@@ -68,7 +68,7 @@ def split(table: TableRef, seed: int) -> SplitRef:
     target = folder / "split.json"
     sizes = write_split(parts, target)
     reference = folder / "training_rows.parquet"
-    write_part_table(local_path(table.table), target, "train", reference)
+    write_part_table(local_path(table.table), target, reference, "train", "validation")
     get_run_logger().info("split of %d rows with seed %d: %s", table.rows, seed, sizes)
     return SplitRef(split=stored(target), seed=seed, sizes=sizes, reference=stored(reference))
 

@@ -23,15 +23,21 @@ class TabularEncoder(keras.layers.Layer):
     vocabulary gets all-zero indicators and still reaches the network through its
     standardised copy.
 
+    A cross `(a, b)` of two one-hot columns adds one indicator per pair of their values
+    (their outer product): an interaction the network would otherwise have to learn, such
+    as which side of a building its glazing faces (orientation x glazing distribution).
+
     Args:
         n_features: number of input columns.
         vocabularies: `(column, values)` pairs: column `column` gets one indicator per value.
+        crosses: `(column_a, column_b)` pairs of columns that both have a vocabulary.
     """
 
     def __init__(
         self,
         n_features: int,
         vocabularies: Sequence[tuple[int, Sequence[float]]] = (),
+        crosses: Sequence[tuple[int, int]] = (),
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -47,6 +53,14 @@ class TabularEncoder(keras.layers.Layer):
             checked.append((int(column), sorted(float(v) for v in values)))
         self.n_features = n_features
         self.vocabularies = checked
+        known = [column for column, _ in checked]
+        self.crosses = [(int(a), int(b)) for a, b in crosses]
+        for a, b in self.crosses:
+            if a == b or a not in known or b not in known:
+                raise ValueError(
+                    "Expected crosses of two different columns that have vocabularies "
+                    f"({known}). Received: crosses={list(crosses)}"
+                )
 
     def build(self, input_shape: Any) -> None:
         shape = (self.n_features,)
@@ -66,18 +80,27 @@ class TabularEncoder(keras.layers.Layer):
     def call(self, inputs: Any) -> Any:
         scale = ops.sqrt(ops.maximum(self.variance, keras.backend.epsilon()))
         parts = [(inputs - self.mean) / scale]
+        indicators = {}
         for column, values in self.vocabularies:
             vocabulary = ops.convert_to_tensor(values, dtype=inputs.dtype)
             distance = ops.abs(ops.expand_dims(inputs[:, column], -1) - vocabulary)
-            parts.append(ops.cast(distance < VALUE_TOLERANCE, inputs.dtype))
+            indicators[column] = ops.cast(distance < VALUE_TOLERANCE, inputs.dtype)
+            parts.append(indicators[column])
+        for a, b in self.crosses:
+            pairs = ops.expand_dims(indicators[a], -1) * ops.expand_dims(indicators[b], 1)
+            parts.append(ops.reshape(pairs, (-1, pairs.shape[1] * pairs.shape[2])))
         return ops.concatenate(parts, axis=-1)
 
     def compute_output_shape(self, input_shape: Any) -> tuple[Any, int]:
-        return (input_shape[0], self.n_features + sum(len(v) for _, v in self.vocabularies))
+        sizes = {column: len(values) for column, values in self.vocabularies}
+        width = self.n_features + sum(sizes.values())
+        width += sum(sizes[a] * sizes[b] for a, b in self.crosses)
+        return (input_shape[0], width)
 
     def get_config(self) -> dict[str, Any]:
         return {
             **super().get_config(),
             "n_features": self.n_features,
             "vocabularies": [[column, values] for column, values in self.vocabularies],
+            "crosses": [[a, b] for a, b in self.crosses],
         }

@@ -12,7 +12,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from lib.components import HuberLoss, TabularEncoder
+from lib.components import HuberLoss, Quadratic, TabularEncoder
 from lib.energy.constants import CATEGORY_CODES, FEATURES, OUTPUT_NAMES
 from lib.energy.recipes import EnergyRecipe
 
@@ -23,37 +23,100 @@ MAX_ONE_HOT_VALUES = 16
 def build_energy_model(
     recipe: EnergyRecipe, train_features: np.ndarray, train_targets: np.ndarray
 ) -> keras.Model:
-    """Build and compile the model; all statistics come from the training split only.
+    """Build and compile the model that trains; all statistics come from the training rows.
+
+    With `recipe.members` > 1 it holds that many independent networks side by side, each
+    with its own outputs and loss (`training_targets` feeds them); `serving_model` averages
+    them into the two outputs everything else reads.
 
     Args:
         recipe: how to build and train.
-        train_features: (n, 8) raw features of the training split.
-        train_targets: (n, 2) loads Y1, Y2 of the training split (used with `scale_targets`).
+        train_features: (n, 8) raw features of the training rows.
+        train_targets: (n, 2) loads Y1, Y2 of the training rows (used with `scale_targets`).
     """
-    n_features = train_features.shape[1]
-    inputs = keras.Input(shape=(n_features,), name="features")
-    if recipe.one_hot:
-        encoder: keras.layers.Layer = TabularEncoder(
-            n_features, vocabularies=vocabularies(recipe.one_hot, train_features), name="encoder"
-        )
-    else:
-        encoder = keras.layers.Normalization(name="encoder")
-    encoder.adapt(train_features)
-    encoded = encoder(inputs)
-    first_dense = keras.layers.Dense(128, activation="relu", name="first_dense")(encoded)
-    second_dense = keras.layers.Dense(128, activation="relu", name="second_dense")(first_dense)
-    third_dense = keras.layers.Dense(64, activation="relu", name="third_dense")(second_dense)
+    inputs = keras.Input(shape=(train_features.shape[1],), name="features")
     outputs = [
-        _output_head(recipe, OUTPUT_NAMES[0], second_dense, train_targets[:, 0]),
-        _output_head(recipe, OUTPUT_NAMES[1], third_dense, train_targets[:, 1]),
+        output
+        for prefix in member_prefixes(recipe)
+        for output in energy_outputs(recipe, inputs, train_features, train_targets, prefix)
     ]
     model = keras.Model(inputs=inputs, outputs=outputs, name="energy_efficiency")
+    names = model.output_names
     model.compile(
-        optimizer=_optimizer(recipe, len(train_features)),
-        loss={name: _loss(recipe) for name in OUTPUT_NAMES},
-        metrics={name: [keras.metrics.RootMeanSquaredError(name="rmse")] for name in OUTPUT_NAMES},
+        optimizer=optimizer_for(recipe, len(train_features)),
+        loss={name: loss_for(recipe) for name in names},
+        metrics={name: [keras.metrics.RootMeanSquaredError(name="rmse")] for name in names},
     )
     return model
+
+
+def member_prefixes(recipe: EnergyRecipe) -> list[str]:
+    """Layer-name prefix of each member network: none for a single network."""
+    if recipe.members == 1:
+        return [""]
+    return [f"m{i}_" for i in range(recipe.members)]
+
+
+def training_targets(recipe: EnergyRecipe, targets: np.ndarray) -> dict[str, np.ndarray]:
+    """``(n, 2)`` loads as the training model's named outputs, one pair per member."""
+    return {
+        f"{prefix}{name}": targets[:, i]
+        for prefix in member_prefixes(recipe)
+        for i, name in enumerate(OUTPUT_NAMES)
+    }
+
+
+def serving_model(recipe: EnergyRecipe, model: keras.Model) -> keras.Model:
+    """The model that is saved and served: outputs `y1_output`, `y2_output`.
+
+    A single network is returned as it is; members are averaged (a built-in `Average`
+    layer per output), so evaluation, the pyfunc and predict see one model either way.
+    """
+    if recipe.members == 1:
+        return model
+    by_name = dict(zip(model.output_names, model.outputs, strict=True))
+    averaged = [
+        keras.layers.Average(name=name)(
+            [by_name[f"{prefix}{name}"] for prefix in member_prefixes(recipe)]
+        )
+        for name in OUTPUT_NAMES
+    ]
+    return keras.Model(inputs=model.inputs, outputs=averaged, name="energy_efficiency")
+
+
+def energy_outputs(
+    recipe: EnergyRecipe,
+    inputs: Any,
+    train_features: np.ndarray,
+    train_targets: np.ndarray,
+    prefix: str = "",
+) -> list[Any]:
+    """One network of the course's shape on `inputs`: its Y1 and Y2 outputs.
+
+    Input -> encoder -> first (Dense128, or `Quadratic` 128) -> Dense128 -> Y1, with a
+    Dense64 branch from the second layer to Y2. Every layer name starts with `prefix`.
+    """
+    if recipe.one_hot:
+        encoder: keras.layers.Layer = TabularEncoder(
+            train_features.shape[1],
+            vocabularies=vocabularies(recipe.one_hot, train_features),
+            crosses=[(FEATURES.index(a), FEATURES.index(b)) for a, b in recipe.one_hot_crosses],
+            name=f"{prefix}encoder",
+        )
+    else:
+        encoder = keras.layers.Normalization(name=f"{prefix}encoder")
+    encoder.adapt(train_features)
+    encoded = encoder(inputs)
+    if recipe.first_layer == "quadratic":
+        first = Quadratic(128, activation="relu", name=f"{prefix}first_quadratic")(encoded)
+    else:
+        first = keras.layers.Dense(128, activation="relu", name=f"{prefix}first_dense")(encoded)
+    second = keras.layers.Dense(128, activation="relu", name=f"{prefix}second_dense")(first)
+    third = keras.layers.Dense(64, activation="relu", name=f"{prefix}third_dense")(second)
+    return [
+        _output_head(recipe, f"{prefix}{OUTPUT_NAMES[0]}", second, train_targets[:, 0]),
+        _output_head(recipe, f"{prefix}{OUTPUT_NAMES[1]}", third, train_targets[:, 1]),
+    ]
 
 
 def vocabularies(
@@ -78,12 +141,17 @@ def _output_head(recipe: EnergyRecipe, name: str, hidden: Any, targets: np.ndarr
     if not recipe.scale_targets:
         return keras.layers.Dense(1, name=name)(hidden)
     standardised = keras.layers.Dense(1, name=f"{name}_standardised")(hidden)
-    restore = keras.layers.Normalization(invert=True, name=name)
-    restore.adapt(targets.reshape(-1, 1))
-    return restore(standardised)
+    if not recipe.log_targets:
+        restore = keras.layers.Normalization(invert=True, name=name)
+        restore.adapt(targets.reshape(-1, 1))
+        return restore(standardised)
+    restore = keras.layers.Normalization(invert=True, name=f"{name}_log")
+    restore.adapt(np.log(targets).reshape(-1, 1))
+    return keras.layers.Activation("exponential", name=name)(restore(standardised))
 
 
-def _optimizer(recipe: EnergyRecipe, n_train: int) -> keras.optimizers.Optimizer:
+def optimizer_for(recipe: EnergyRecipe, n_train: int) -> keras.optimizers.Optimizer:
+    """The recipe's optimizer; a cosine schedule spans all epochs of `n_train` rows."""
     learning_rate: float | keras.optimizers.schedules.LearningRateSchedule = recipe.learning_rate
     if recipe.learning_rate_schedule == "cosine":
         steps_per_epoch = -(-n_train // recipe.batch_size)
@@ -97,7 +165,8 @@ def _optimizer(recipe: EnergyRecipe, n_train: int) -> keras.optimizers.Optimizer
     return keras.optimizers.Adam(learning_rate=learning_rate)
 
 
-def _loss(recipe: EnergyRecipe) -> keras.losses.Loss | str:
+def loss_for(recipe: EnergyRecipe) -> keras.losses.Loss | str:
+    """The loss of each output: the project's `HuberLoss`, or mean squared error."""
     if recipe.loss == "huber":
         return HuberLoss(threshold=recipe.huber_threshold)
     return "mse"

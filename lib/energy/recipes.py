@@ -21,9 +21,30 @@ class EnergyRecipe(BaseModel):
         description="features that also get one-hot indicators (X6, X8 by their codes; others "
         "by their distinct training values, if few)",
     )
+    one_hot_crosses: tuple[tuple[str, str], ...] = Field(
+        default=(),
+        description="pairs of one-hot features that also get an indicator per pair of values "
+        "(e.g. X6 x X8: which side the glazing faces)",
+    )
     scale_targets: bool = Field(
         default=False,
         description="learn standardised loads; an inverted Normalization restores kWh/m²",
+    )
+    first_layer: Literal["dense", "quadratic"] = Field(
+        default="dense",
+        description="the first hidden layer: Dense128, or the course's Quadratic layer "
+        "(a·x² + b·x + c per input, 128 units)",
+    )
+    members: int = Field(
+        default=1,
+        ge=1,
+        description="independent networks trained side by side in one fit (each its own "
+        "weights and loss) and served as one model that averages them",
+    )
+    log_targets: bool = Field(
+        default=False,
+        description="the network learns log loads (standardised) and an exponential restores "
+        "kWh/m²: factors that multiply the load become terms that add; needs scale_targets",
     )
     optimizer: Literal["sgd", "adam"]
     learning_rate: float = Field(gt=0)
@@ -34,6 +55,12 @@ class EnergyRecipe(BaseModel):
     )
     weight_decay: float = Field(
         default=0.0, ge=0, description="decoupled weight decay (AdamW); 0 for plain Adam"
+    )
+    fit_rows: Literal["train", "non-test"] = Field(
+        default="train",
+        description="the rows the model is fit on: the split's training rows, or every "
+        "non-test row (training and validation: nothing is chosen during such a fit, so no "
+        "rows are held back for it)",
     )
     epochs: int = Field(gt=0)
     batch_size: int = Field(gt=0)
@@ -48,6 +75,26 @@ class EnergyRecipe(BaseModel):
             raise ValueError(
                 "Expected no reduce_lr_patience with learning_rate_schedule='cosine' (the "
                 f"schedule owns the rate). Received: reduce_lr_patience={self.reduce_lr_patience}"
+            )
+        watching = self.early_stopping_patience or self.reduce_lr_patience
+        if self.fit_rows == "non-test" and watching:
+            raise ValueError(
+                "Expected no early_stopping_patience or reduce_lr_patience with "
+                "fit_rows='non-test' (they watch validation rows, which such a fit trains on). "
+                f"Received: early_stopping_patience={self.early_stopping_patience}, "
+                f"reduce_lr_patience={self.reduce_lr_patience}"
+            )
+        if self.log_targets and not self.scale_targets:
+            raise ValueError(
+                "Expected scale_targets=True with log_targets=True (the log loads are "
+                f"standardised). Received: scale_targets={self.scale_targets}"
+            )
+        crossed = {name for pair in self.one_hot_crosses for name in pair}
+        if not crossed <= set(self.one_hot):
+            raise ValueError(
+                "Expected one_hot_crosses of features in one_hot. "
+                f"Received: one_hot={list(self.one_hot)}, one_hot_crosses="
+                f"{[list(pair) for pair in self.one_hot_crosses]}"
             )
         if self.weight_decay and self.optimizer != "adam":
             raise ValueError(

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow.parquet as pq
 
 from lib.core.atomic import atomic_path
@@ -113,24 +114,31 @@ def write_split(split: Split, target: Path) -> dict[str, int]:
     return {name: len(rows) for name, rows in content.items()}
 
 
-def load_part(table: Path, split: Path, part: str) -> tuple[np.ndarray, np.ndarray]:
-    """Features and targets (float32) of one part of a stored split of a stored table."""
-    frame = pq.read_table(table).to_pandas()
-    selected = frame.iloc[json.loads(Path(split).read_text())[part]]
+def load_part(table: Path, split: Path, *parts: str) -> tuple[np.ndarray, np.ndarray]:
+    """Features and targets (float32) of the named parts of a stored split, in row order."""
+    selected = _part_rows(pq.read_table(table).to_pandas(), split, parts)
     return (
         selected[list(FEATURES)].to_numpy(dtype="float32"),
         selected[list(TARGETS)].to_numpy(dtype="float32"),
     )
 
 
-def write_part_table(table: Path, split: Path, part: str, target: Path) -> int:
-    """Store the features and targets of one part as its own Parquet table; return its rows.
+def _part_rows(frame: pd.DataFrame, split: Path, parts: tuple[str, ...]) -> pd.DataFrame:
+    """The rows of `frame` in the named parts of the stored split `split`, in row order."""
+    stored = json.loads(Path(split).read_text())
+    positions = sorted(position for part in parts for position in stored[part])
+    return frame.iloc[positions].reset_index(drop=True)
 
-    The training part travels with every registered version (`lib.core.registry`'s
-    reference artifact): what serving checks inputs against and drift checks compare new
-    data with, wherever the version is loaded, with no access to this machine's store.
+
+def write_part_table(table: Path, split: Path, target: Path, *parts: str) -> int:
+    """Store the features and targets of the named parts as their own Parquet table.
+
+    The rows a version may have learned from (training and validation) travel with every
+    registered version (`lib.core.registry`'s reference artifact): what serving checks
+    inputs against and drift checks compare new data with, wherever the version is loaded,
+    with no access to this machine's store. Returns the number of rows.
     """
     frame = pq.read_table(table, columns=[*FEATURES, *TARGETS]).to_pandas()
-    selected = frame.iloc[json.loads(Path(split).read_text())[part]].reset_index(drop=True)
+    selected = _part_rows(frame, split, parts)
     write_frame(selected, target)
     return len(selected)

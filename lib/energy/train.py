@@ -8,15 +8,9 @@ import keras
 import numpy as np
 
 from lib.core.training import EpochHook, FitResult, TrainedFiles, fit, train_into
-from lib.energy.constants import OUTPUT_NAMES
-from lib.energy.model import build_energy_model
+from lib.energy.model import build_energy_model, serving_model, training_targets
 from lib.energy.recipes import EnergyRecipe
 from lib.energy.splits import load_part
-
-
-def output_targets(y: np.ndarray) -> dict[str, np.ndarray]:
-    """``(n, 2)`` loads as the model's named outputs."""
-    return {name: y[:, i] for i, name in enumerate(OUTPUT_NAMES)}
 
 
 def fit_energy(
@@ -33,16 +27,23 @@ def fit_energy(
 
     Args:
         train: raw features ``(n, 8)`` and loads ``(n, 2)`` of the training rows.
-        validation: the same for the validation rows.
+        validation: the same for the validation rows; none at all when the model is refit
+            on every non-test row (nothing is then chosen during the fit).
         seed: seeds the weights and the batch order.
         backup: where the resumable state of the fit lives (see `lib.core.training.fit`).
+
+    Returns:
+        The model to save and serve (members averaged, `serving_model`) and the fit.
     """
     keras.utils.set_random_seed(seed)
     model = build_energy_model(recipe, *train)
+    validation_data = (
+        (validation[0], training_targets(recipe, validation[1])) if len(validation[0]) else None
+    )
     result = fit(
         model,
-        (train[0], output_targets(train[1])),
-        (validation[0], output_targets(validation[1])),
+        (train[0], training_targets(recipe, train[1])),
+        validation_data,
         epochs=recipe.epochs,
         batch_size=recipe.batch_size,
         checkpoint_dir=backup,
@@ -51,7 +52,7 @@ def fit_energy(
         on_epoch=on_epoch,
         verbose=verbose,
     )
-    return model, result
+    return serving_model(recipe, model), result
 
 
 def train_energy(
@@ -64,18 +65,22 @@ def train_energy(
     on_epoch: EpochHook | None = None,
     verbose: int | str = 0,
 ) -> TrainedFiles:
-    """Fit on the stored split's training rows and save the model and history in `folder`.
+    """Fit on the stored split's rows the recipe names; save model and history in `folder`.
 
     A killed or retried call with the same `folder` resumes from its last finished epoch; a
     call that finds `folder` complete (or waits while another process completes it) trains
     nothing and returns its files (`lib.core.training.train_into`).
     """
+    fit_parts: tuple[str, ...] = ("train",)
+    held_back: tuple[str, ...] = ("validation",)
+    if recipe.fit_rows == "non-test":
+        fit_parts, held_back = ("train", "validation"), ()
     return train_into(
         folder,
         lambda backup: fit_energy(
             recipe,
-            load_part(table, split, "train"),
-            load_part(table, split, "validation"),
+            load_part(table, split, *fit_parts),
+            load_part(table, split, *held_back),
             seed=seed,
             backup=backup,
             on_epoch=on_epoch,

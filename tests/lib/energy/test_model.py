@@ -15,10 +15,16 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from lib.components import HuberLoss, TabularEncoder
+from lib.components import HuberLoss, Quadratic, TabularEncoder
 from lib.components.encoding import VALUE_TOLERANCE
 from lib.energy.constants import CATEGORY_CODES, FEATURES, OUTPUT_NAMES
-from lib.energy.model import MAX_ONE_HOT_VALUES, build_energy_model, vocabularies
+from lib.energy.model import (
+    MAX_ONE_HOT_VALUES,
+    build_energy_model,
+    serving_model,
+    training_targets,
+    vocabularies,
+)
 from lib.energy.recipes import PRESETS, EnergyRecipe
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -84,6 +90,23 @@ def test_tabular_encoder_hand_computed() -> None:
     np.testing.assert_allclose(encoder(rows), expected, atol=TOLERANCE)
 
 
+def test_tabular_encoder_cross_hand_computed() -> None:
+    encoder = TabularEncoder(
+        2, vocabularies=[(0, [1.0, 2.0]), (1, [5.0, 6.0, 7.0])], crosses=[(0, 1)]
+    )
+    encoder.adapt(np.array([[1.0, 5.0], [2.0, 7.0]]))
+    rows = np.array([[1.0, 6.0], [2.0, 7.0], [3.0, 5.0]], dtype="float32")
+    # After 2 standardised columns and 2 + 3 indicators: one per (X0, X1) value pair, row-major.
+    expected_pairs = [
+        [0, 1, 0, 0, 0, 0],  # (1, 6)
+        [0, 0, 0, 0, 0, 1],  # (2, 7)
+        [0, 0, 0, 0, 0, 0],  # 3 is no code of column 0: no pair either
+    ]
+    encoded = np.asarray(encoder(rows))
+    assert encoded.shape == (3, 2 + 5 + 6) == encoder.compute_output_shape((3, 2))
+    np.testing.assert_array_equal(encoded[:, 7:], expected_pairs)
+
+
 def test_tabular_encoder_matches_values_within_the_tolerance_only() -> None:
     encoder = TabularEncoder(1, vocabularies=[(0, [0.1, 0.25])])
     encoder.adapt(np.array([[0.1], [0.25]]))
@@ -103,10 +126,13 @@ def test_tabular_encoder_statistics_are_saved_weights_not_trained() -> None:
 
 
 def test_tabular_encoder_config_round_trip() -> None:
-    encoder = TabularEncoder(8, vocabularies=[(5, [5, 2, 3, 4]), (7, [0.0, 1.0])], name="encoder")
+    encoder = TabularEncoder(
+        8, vocabularies=[(5, [5, 2, 3, 4]), (7, [0.0, 1.0])], crosses=[(5, 7)], name="encoder"
+    )
     clone = TabularEncoder.from_config(encoder.get_config())
     assert clone.n_features == 8
     assert clone.vocabularies == [(5, [2.0, 3.0, 4.0, 5.0]), (7, [0.0, 1.0])]
+    assert clone.crosses == [(5, 7)]
     assert clone.name == "encoder"
     assert keras.saving.get_registered_name(TabularEncoder) == "trainflow>TabularEncoder"
 
@@ -119,6 +145,14 @@ def test_tabular_encoder_config_round_trip() -> None:
         ({"n_features": 3, "vocabularies": [(3, [0.0])]}, r"0 <= column < n_features.*column=3"),
         ({"n_features": 3, "vocabularies": [(-1, [0.0])]}, r"column=-1"),
         ({"n_features": 3, "vocabularies": [(0, [])]}, r"some values.*column=0, values=\[\]"),
+        (
+            {"n_features": 3, "vocabularies": [(0, [1.0])], "crosses": [(0, 1)]},
+            r"crosses of two different columns that have vocabularies \(\[0\]\)",
+        ),
+        (
+            {"n_features": 3, "vocabularies": [(0, [1.0])], "crosses": [(0, 0)]},
+            r"crosses=\[\(0, 0\)\]",
+        ),
     ],
 )
 def test_tabular_encoder_rejects_bad_arguments(kwargs: dict[str, Any], match: str) -> None:
@@ -254,6 +288,10 @@ def test_recipes_are_frozen_and_reject_unknown_fields() -> None:
         ({"learning_rate_schedule": "linear"}, "learning_rate_schedule"),
         ({"weight_decay": -0.1}, "weight_decay"),
         ({"optimizer": "sgd", "weight_decay": 0.01}, "optimizer='adam' with a weight_decay"),
+        ({"one_hot_crosses": (("X6", "X2"),)}, "one_hot_crosses of features in one_hot"),
+        ({"scale_targets": False, "log_targets": True}, "scale_targets=True with log_targets"),
+        ({"fit_rows": "non-test", "early_stopping_patience": 5}, "fit_rows='non-test'"),
+        ({"members": 0}, "members"),
     ],
 )
 def test_recipe_rejects_inconsistent_settings(update: dict[str, Any], match: str) -> None:
@@ -375,3 +413,59 @@ def test_models_reload_in_a_fresh_process_with_identical_predictions(tmp_path: P
         assert report[preset]["outputs"] == list(OUTPUT_NAMES)
         reloaded = np.load(manifest[preset]["prediction"])
         np.testing.assert_allclose(reloaded, expected[preset], rtol=0, atol=TOLERANCE)
+
+
+# --- members, the Quadratic layer, log targets ---------------------------------------------
+
+
+def test_members_train_side_by_side_and_serve_their_mean(
+    rows: tuple[np.ndarray, np.ndarray],
+) -> None:
+    features, targets = rows
+    recipe = PRESETS["default"].model_copy(update={"members": 3})
+    model = build_energy_model(recipe, features, targets)
+    names = [f"m{i}_{output}" for i in range(3) for output in OUTPUT_NAMES]
+    assert list(model.output_names) == names
+    assert set(training_targets(recipe, targets)) == set(names)
+    # Each member is a network of its own: no layer is shared between members.
+    first = {model.get_layer(f"m{i}_second_dense").kernel.path for i in range(3)}
+    assert len(first) == 3
+
+    served = serving_model(recipe, model)
+    assert list(served.output_names) == list(OUTPUT_NAMES)
+    members = dict(zip(names, model.predict(features, verbose=0), strict=True))
+    y1, y2 = served.predict(features, verbose=0)
+    mean_y1 = np.mean([members[f"m{i}_{OUTPUT_NAMES[0]}"] for i in range(3)], axis=0)
+    mean_y2 = np.mean([members[f"m{i}_{OUTPUT_NAMES[1]}"] for i in range(3)], axis=0)
+    np.testing.assert_allclose(y1, mean_y1, atol=TOLERANCE)
+    np.testing.assert_allclose(y2, mean_y2, atol=TOLERANCE)
+
+
+def test_a_single_network_is_served_as_it_is(rows: tuple[np.ndarray, np.ndarray]) -> None:
+    features, targets = rows
+    model = build_energy_model(PRESETS["course"], features, targets)
+    assert serving_model(PRESETS["course"], model) is model
+
+
+def test_the_quadratic_first_layer_is_the_course_component(
+    rows: tuple[np.ndarray, np.ndarray],
+) -> None:
+    features, targets = rows
+    recipe = PRESETS["course"].model_copy(update={"first_layer": "quadratic"})
+    model = build_energy_model(recipe, features, targets)
+    layer = model.get_layer("first_quadratic")
+    assert isinstance(layer, Quadratic) and layer.units == 128
+    assert model.get_layer("second_dense").input is layer.output
+
+
+def test_log_targets_restore_positive_loads_around_the_training_scale(
+    rows: tuple[np.ndarray, np.ndarray],
+) -> None:
+    features, targets = rows
+    recipe = PRESETS["default"].model_copy(update={"log_targets": True})
+    model = build_energy_model(recipe, features, targets)
+    head = model.get_layer(f"{OUTPUT_NAMES[0]}_standardised")
+    head.set_weights([np.zeros_like(w) for w in head.get_weights()])
+    y1, _ = model.predict(features, verbose=0)
+    # A zero standardised output is the mean log load: the geometric mean of the loads.
+    np.testing.assert_allclose(y1, np.exp(np.log(targets[:, 0]).mean()), rtol=1e-4)

@@ -109,9 +109,14 @@ def test_a_written_split_loads_back_by_part(tmp_path: Path) -> None:
     x, y = load_part(table, tmp_path / "split.json", "test")
     np.testing.assert_allclose(x, ROWS[parts.test, :8].astype("float32"))
     assert y.shape == (len(parts.test), 2)
+    x, _ = load_part(table, tmp_path / "split.json", "train", "validation")
+    non_test = np.sort(np.concatenate([parts.train, parts.validation]))
+    np.testing.assert_allclose(x, ROWS[non_test, :8].astype("float32"))
+    x, y = load_part(table, tmp_path / "split.json")
+    assert x.shape == (0, 8) and y.shape == (0, 2)
 
 
-def test_a_part_table_holds_exactly_that_parts_rows(tmp_path: Path) -> None:
+def test_a_part_table_holds_exactly_the_named_parts_rows(tmp_path: Path) -> None:
     import pandas as pd
 
     from lib.energy.constants import FEATURES, TARGETS
@@ -122,9 +127,11 @@ def test_a_part_table_holds_exactly_that_parts_rows(tmp_path: Path) -> None:
     parts = split_rows(ROWS[:200], seed=1)
     write_split(parts, tmp_path / "split.json")
 
-    rows = write_part_table(table, tmp_path / "split.json", "train", tmp_path / "train.parquet")
+    target = tmp_path / "seen.parquet"
+    rows = write_part_table(table, tmp_path / "split.json", target, "train", "validation")
 
-    stored = pd.read_parquet(tmp_path / "train.parquet")
-    assert rows == len(parts.train) == len(stored)
+    stored = pd.read_parquet(target)
+    non_test = np.sort(np.concatenate([parts.train, parts.validation]))
+    assert rows == len(non_test) == len(stored)
     assert list(stored.columns) == [*FEATURES, *TARGETS]
-    np.testing.assert_allclose(stored.to_numpy(), ROWS[parts.train])
+    np.testing.assert_allclose(stored.to_numpy(), ROWS[non_test])
