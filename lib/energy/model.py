@@ -154,7 +154,7 @@ def optimizer_for(recipe: EnergyRecipe, n_train: int) -> keras.optimizers.Optimi
     """The recipe's optimizer; a cosine schedule spans all epochs of `n_train` rows."""
     learning_rate: float | keras.optimizers.schedules.LearningRateSchedule = recipe.learning_rate
     if recipe.learning_rate_schedule == "cosine":
-        steps_per_epoch = -(-n_train // recipe.batch_size)
+        steps_per_epoch = -(-n_train * recipe.passes_per_epoch // recipe.batch_size)
         learning_rate = keras.optimizers.schedules.CosineDecay(
             recipe.learning_rate, decay_steps=recipe.epochs * steps_per_epoch
         )

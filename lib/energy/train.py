@@ -40,9 +40,10 @@ def fit_energy(
     validation_data = (
         (validation[0], training_targets(recipe, validation[1])) if len(validation[0]) else None
     )
+    passes = recipe.passes_per_epoch  # one epoch: that many passes, shuffled as one
     result = fit(
         model,
-        (train[0], training_targets(recipe, train[1])),
+        (np.tile(train[0], (passes, 1)), training_targets(recipe, np.tile(train[1], (passes, 1)))),
         validation_data,
         epochs=recipe.epochs,
         batch_size=recipe.batch_size,

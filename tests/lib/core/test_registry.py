@@ -57,7 +57,7 @@ from lib.core.registry import (
 )
 from lib.core.training import save_model
 from lib.energy.constants import FEATURES, PREDICTED
-from lib.energy.model import build_energy_model
+from lib.energy.model import build_energy_model, serving_model
 from lib.energy.recipes import PRESETS
 from lib.energy.spec import SPEC
 from tests.fixtures.tampering import (
@@ -157,7 +157,9 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recorded]:
         models = {}
         for key, seed in (("a", SEED), ("b", SEED + 1)):
             keras.utils.set_random_seed(seed)
-            models[key] = build_energy_model(PRESETS["default"], features, targets)
+            models[key] = serving_model(
+                PRESETS["default"], build_energy_model(PRESETS["default"], features, targets)
+            )
             paths[key] = root / f"{key}.keras"
             save_model(models[key], paths[key])
         plot = root / "learning_curves.png"

@@ -37,7 +37,6 @@ OVERFIT_STEPS = 200
 OVERFIT_LOSS_RATIO = 0.05
 OVERFIT_RMSE = 0.5
 TOLERANCE = 1e-5
-COURSE_UNITS = {"first_dense": 128, "second_dense": 128, "third_dense": 64}
 # The distinct values ENB2012 holds for its geometric features (12 building shapes).
 COMPACTNESS = (0.62, 0.64, 0.66, 0.69, 0.71, 0.74, 0.76, 0.79, 0.82, 0.86, 0.9, 0.98)
 SURFACE_AREA = (514.5, 563.5, 588.0, 612.5, 637.0, 661.5, 686.0, 710.5, 735.0, 759.5, 784.0, 808.5)
@@ -69,8 +68,15 @@ def enb_rows(n_rows: int, seed: int = SEED) -> tuple[np.ndarray, np.ndarray]:
     return features, np.column_stack([heating, cooling]).astype("float32")
 
 
-def _by_output(targets: np.ndarray) -> dict[str, np.ndarray]:
-    return {name: targets[:, i : i + 1] for i, name in enumerate(OUTPUT_NAMES)}
+def one_network(preset: str) -> EnergyRecipe:
+    """The preset with a single member: the layer names of the course's network, unprefixed."""
+    return PRESETS[preset].model_copy(update={"members": 1})
+
+
+def course_units(recipe: EnergyRecipe) -> dict[str, int]:
+    """The course's units by layer name; the first layer is Dense or Quadratic per recipe."""
+    first = "first_quadratic" if recipe.first_layer == "quadratic" else "first_dense"
+    return {first: 128, "second_dense": 128, "third_dense": 64}
 
 
 # --- TabularEncoder ------------------------------------------------------------------------
@@ -173,11 +179,13 @@ def test_model_has_the_course_body_and_named_outputs(
     preset: str, rows: tuple[np.ndarray, np.ndarray]
 ) -> None:
     features, targets = rows
-    model = build_energy_model(PRESETS[preset], features, targets)
+    recipe = one_network(preset)
+    model = build_energy_model(recipe, features, targets)
     assert list(model.output_names) == list(OUTPUT_NAMES)
-    assert {name: model.get_layer(name).units for name in COURSE_UNITS} == COURSE_UNITS
+    units = {name: model.get_layer(name).units for name in course_units(recipe)}
+    assert units == course_units(recipe)
     # y1 branches off the second dense layer, y2 off the extra Dense(64).
-    head_suffix = "_standardised" if PRESETS[preset].scale_targets else ""
+    head_suffix = "_standardised" if recipe.scale_targets else ""
     y1_head = model.get_layer(f"{OUTPUT_NAMES[0]}{head_suffix}")
     y2_head = model.get_layer(f"{OUTPUT_NAMES[1]}{head_suffix}")
     assert y1_head.units == 1 and y2_head.units == 1
@@ -204,7 +212,7 @@ def test_default_preset_standardises_and_one_hot_encodes_with_train_values(
     rows: tuple[np.ndarray, np.ndarray],
 ) -> None:
     features, targets = rows
-    model = build_energy_model(PRESETS["default"], features, targets)
+    model = build_energy_model(one_network("default"), features, targets)
     encoder = model.get_layer("encoder")
     assert isinstance(encoder, TabularEncoder)
     np.testing.assert_allclose(encoder.mean.numpy(), features.mean(axis=0), rtol=1e-4)
@@ -212,7 +220,7 @@ def test_default_preset_standardises_and_one_hot_encodes_with_train_values(
     expected = vocabularies(PRESETS["default"].one_hot, features)
     assert encoder.vocabularies == [(column, sorted(values)) for column, values in expected]
     width = len(FEATURES) + sum(len(values) for _, values in expected)
-    assert model.get_layer("first_dense").kernel.shape == (width, 128)
+    assert model.get_layer("first_quadratic").a.shape == (width, 128)
     assert isinstance(model.optimizer, keras.optimizers.Adam)
 
 
@@ -233,7 +241,7 @@ def test_scale_targets_stores_train_target_statistics_in_the_output(
     rows: tuple[np.ndarray, np.ndarray],
 ) -> None:
     features, targets = rows
-    model = build_energy_model(PRESETS["default"], features, targets)
+    model = build_energy_model(one_network("default"), features, targets)
     for i, name in enumerate(OUTPUT_NAMES):
         restore = model.get_layer(name)
         assert isinstance(restore, keras.layers.Normalization) and restore.invert
@@ -246,7 +254,7 @@ def test_a_zero_head_predicts_the_train_mean_only_when_targets_are_scaled(
     preset: str, restores_scale: bool, rows: tuple[np.ndarray, np.ndarray]
 ) -> None:
     features, targets = rows
-    model = build_energy_model(PRESETS[preset], features, targets)
+    model = build_energy_model(one_network(preset), features, targets)
     suffix = "_standardised" if PRESETS[preset].scale_targets else ""
     for name in OUTPUT_NAMES:
         head = model.get_layer(f"{name}{suffix}")
@@ -257,16 +265,17 @@ def test_a_zero_head_predicts_the_train_mean_only_when_targets_are_scaled(
 
 
 @pytest.mark.parametrize("preset", sorted(PRESETS))
-def test_recipe_loss_is_compiled_for_both_outputs(
+def test_recipe_loss_is_compiled_for_every_output(
     preset: str, rows: tuple[np.ndarray, np.ndarray]
 ) -> None:
     features, targets = rows
     recipe = PRESETS[preset].model_copy(update={"loss": "huber", "huber_threshold": 2.5})
+    outputs = set(training_targets(recipe, targets))  # both outputs of every member
     losses = build_energy_model(recipe, features, targets).loss
-    assert set(losses) == set(OUTPUT_NAMES)
+    assert set(losses) == outputs
     assert all(isinstance(loss, HuberLoss) and loss.threshold == 2.5 for loss in losses.values())
     mse = PRESETS[preset].model_copy(update={"loss": "mse"})
-    assert build_energy_model(mse, features, targets).loss == dict.fromkeys(OUTPUT_NAMES, "mse")
+    assert build_energy_model(mse, features, targets).loss == dict.fromkeys(outputs, "mse")
 
 
 def test_recipes_are_frozen_and_reject_unknown_fields() -> None:
@@ -335,21 +344,23 @@ def test_weight_decay_selects_adamw_with_that_decay(
 def test_default_preset_overfits_a_tiny_batch() -> None:
     features, targets = enb_rows(N_OVERFIT_ROWS, seed=SEED + 1)
     keras.utils.set_random_seed(SEED)
-    model = build_energy_model(PRESETS["default"], features, targets)
-    initial = model.evaluate(features, _by_output(targets), verbose=0, return_dict=True)["loss"]
+    recipe = PRESETS["default"]
+    model = build_energy_model(recipe, features, targets)
+    by_output = training_targets(recipe, targets)
+    initial = model.evaluate(features, by_output, verbose=0, return_dict=True)["loss"]
     # One epoch of OVERFIT_STEPS identical full batches: the same updates as that many
     # one-batch epochs, without Keras' per-epoch overhead.
     model.fit(
         np.tile(features, (OVERFIT_STEPS, 1)),
-        _by_output(np.tile(targets, (OVERFIT_STEPS, 1))),
+        training_targets(recipe, np.tile(targets, (OVERFIT_STEPS, 1))),
         epochs=1,
         batch_size=N_OVERFIT_ROWS,
         shuffle=False,
         verbose=0,
     )
-    final = model.evaluate(features, _by_output(targets), verbose=0, return_dict=True)
+    final = model.evaluate(features, by_output, verbose=0, return_dict=True)
     assert final["loss"] < OVERFIT_LOSS_RATIO * initial, (initial, final)
-    for name in OUTPUT_NAMES:
+    for name in model.output_names:  # every member's Y1 and Y2
         assert final[f"{name}_rmse"] < OVERFIT_RMSE, final  # in kWh/m², against loads of 10-40
 
 
@@ -368,7 +379,9 @@ for key, entry in manifest.items():
     outputs = model.predict(np.load(entry["features"]), verbose=0)
     np.save(entry["prediction"], np.column_stack(outputs))
     report[key] = {
-        "encoder": keras.saving.get_registered_name(type(model.get_layer("encoder"))),
+        "encoder": keras.saving.get_registered_name(
+            type(next(layer for layer in model.layers if layer.name.endswith("encoder")))
+        ),
         "outputs": list(model.output_names),
     }
 print(json.dumps(report))
@@ -381,8 +394,10 @@ def test_models_reload_in_a_fresh_process_with_identical_predictions(tmp_path: P
     expected: dict[str, np.ndarray] = {}
     np.save(tmp_path / "features.npy", features)
     for preset in sorted(PRESETS):
-        # Untrained is enough: random weights and adapted statistics all have to survive.
-        model = build_energy_model(PRESETS[preset], features, targets)
+        # Untrained is enough: random weights and adapted statistics all have to survive,
+        # in the model that is saved and served (the default's members averaged).
+        recipe = PRESETS[preset]
+        model = serving_model(recipe, build_energy_model(recipe, features, targets))
         model.save(tmp_path / f"{preset}.keras")
         expected[preset] = np.column_stack(model.predict(features, verbose=0))
         manifest[preset] = {
@@ -462,7 +477,7 @@ def test_log_targets_restore_positive_loads_around_the_training_scale(
     rows: tuple[np.ndarray, np.ndarray],
 ) -> None:
     features, targets = rows
-    recipe = PRESETS["default"].model_copy(update={"log_targets": True})
+    recipe = one_network("default").model_copy(update={"log_targets": True})
     model = build_energy_model(recipe, features, targets)
     head = model.get_layer(f"{OUTPUT_NAMES[0]}_standardised")
     head.set_weights([np.zeros_like(w) for w in head.get_weights()])
