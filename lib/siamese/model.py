@@ -8,21 +8,22 @@ contrastive loss (label 1 = same class) and read as "same class" when below a th
 
 Measured by `benchmarks/siamese.py` (seeds 0 / 1; trained on 90% of the training images,
 threshold calibrated on course pairs of the other 10%, accuracy on course pairs of the 10,000
-test images; 2 CPU cores shared with other jobs at load 4-9, so times are inflated; the
-course recipe itself took 287 / 273 s in the same run):
+test images). The default was chosen on validation pairs only (BENCHMARKS.md); its row below
+is from 2026-11-27 23:24-23:37 UTC, load 3.5-7 on 2 shared cores, beside the course's own
+code in the same run (course-recipe: 0.913 / 0.915 at 0.5, AUC 0.975, 138 / 105 s). The
+course row is from the earlier run (load 4-9).
 
-| preset  | test acc @0.5   | test acc @calibrated | train wall s |
-| ------- | --------------- | -------------------- | ------------ |
-| course  | 0.910 / 0.915   | 0.912 / 0.919        | 280 / 210    |
-| default | 0.929 / 0.931   | 0.932 / 0.932        | 316 / 455    |
+| preset  | test acc @0.5 | test acc @calibrated | ROC AUC       | train wall s |
+| ------- | ------------- | -------------------- | ------------- | ------------ |
+| course  | 0.910 / 0.915 | 0.912 / 0.919        | 0.974 (s 0)   | 280 / 210    |
+| default | 0.935 / 0.934 | 0.937 / 0.935        | 0.985 / 0.984 | 330 / 177    |
 
-ROC AUC on the seed-0 test pairs: 0.974 for the course preset; 0.981 for the default when
-it trained 14 epochs (not measured since).
-
-Per pair seen, the CNN learns no faster than the course's MLP; it keeps improving where the
-MLP levels off at ~0.913 after 3 epochs. A convolution costs ~3x the MLP per pair on this CPU
-with strides (~9x with max pooling), so the default's 20 epochs of 60,000 fresh pairs (1.2M
-pairs) take somewhat longer than the course recipe's 20 epochs of its fixed 120k.
+The default trains on every pair within a batch (`InBatchTrainer`): 256 images embedded once
+give 256 x 255 scored pairs, so a pass over the 54,000 training images costs less than the
+60,000 fresh pairs (120,000 embeddings) the previous default drew per epoch, and sees far
+more pairs. Per image seen, a CNN keeps improving where the course's MLP levels off at ~0.913.
+Neither batch normalisation with a linear embedding nor unit-length embeddings helped on
+validation pairs; 0.95 was not reached within 3x the course's training time.
 """
 
 from __future__ import annotations
