@@ -100,6 +100,20 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
             "pairs_per_epoch": None,
         },
     ),
+    "ib-32-64-bn": (
+        "default",
+        {
+            "conv_filters": (32, 64),
+            "downsample": "stride",
+            "batch_norm": True,
+            "dense_units": (128,),
+            "learning_rate": 2e-3,
+            "epochs": 20,
+            "batch_size": 256,
+            "pairs": "in_batch",
+            "pairs_per_epoch": None,
+        },
+    ),
     "probe": (
         "default",
         {
