@@ -57,6 +57,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
             "pairs_per_epoch": None,
         },
     ),
+    # The two batch-norm variants ran before `SiameseRecipe` rejected batch_norm with in_batch.
     "ib-32-64-bn-linear": (
         "default",
         {

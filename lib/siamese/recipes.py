@@ -79,6 +79,12 @@ class SiameseRecipe(BaseModel):
                 "Expected pairs='balanced' or 'in_batch' with learning_rate_schedule='cosine' "
                 f"(fresh pairs every epoch). Received: pairs={self.pairs!r}"
             )
+        if self.pairs == "in_batch" and self.batch_norm:
+            raise ValueError(
+                "Expected batch_norm=False with pairs='in_batch': batch statistics leak across "
+                "the pairs of a batch, and the served model then gave every pair one distance "
+                "(BENCHMARKS.md). Received: batch_norm=True"
+            )
         if self.pairs == "in_batch" and self.pairs_per_epoch is not None:
             raise ValueError(
                 "Expected no pairs_per_epoch with pairs='in_batch' (an epoch is one pass over "

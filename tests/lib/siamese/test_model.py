@@ -238,6 +238,7 @@ def test_training_dataset_follows_the_recipes_pair_protocol() -> None:
         ({"pairs": "triplets"}, "pairs"),
         ({"shuffle": True}, "Extra inputs are not permitted"),
         ({"learning_rate_schedule": "cosine"}, "pairs='balanced' or 'in_batch' with learning"),
+        ({"pairs": "in_batch", "batch_norm": True}, "batch_norm=False with pairs='in_batch'"),
         (
             {"pairs": "in_batch", "pairs_per_epoch": 30},
             "no pairs_per_epoch with pairs='in_batch'",
