@@ -124,18 +124,24 @@ def run_preset(preset: str, data: Path, seed: int) -> dict[str, float]:
     train_x, train_y, test_x, test_y = _load(data)
     started = time.perf_counter()
     plan = plan_pairs(train_y, test_y, seed)
-    # The pairs one epoch trains on, built here only to time and weigh them like the course's.
+    # What one epoch trains on, built here only to time and weigh it like the course's pairs:
+    # its pairs, or for pairs='in_batch' the order of the training images (int32 positions).
+    epoch_bytes = 0
     if recipe.pairs == "course":
         epoch_pairs = course_pairs(train_y, np.random.default_rng(seed), indices=plan.kept)
-    else:
+    elif recipe.pairs == "balanced":
         assert recipe.pairs_per_epoch is not None
         epoch_pairs = balanced_pairs(
             train_y, recipe.pairs_per_epoch, np.random.default_rng(seed), indices=plan.kept
         )
+    else:
+        epoch_pairs = None
+        epoch_bytes = np.random.default_rng(seed).permutation(plan.kept).astype(np.int32).nbytes
     pair_seconds = time.perf_counter() - started
-    pair_bytes = sum(
+    pair_bytes = epoch_bytes + sum(
         p.left.nbytes + p.right.nbytes + p.label.nbytes
         for p in (plan.validation, plan.test, epoch_pairs)
+        if p is not None
     )
     with tempfile.TemporaryDirectory() as scratch:
         model, result = fit_siamese(

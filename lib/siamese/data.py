@@ -5,9 +5,10 @@ caller's ``(n, 28, 28)`` uint8 array, never a copy of it, so pixel pairs are nev
 (the course's fixed pairs alone would be 120k x 2 x 784 bytes, and fresh pairs every epoch
 would multiply that by the epoch count). The array must not change while a pipeline is used.
 
-Both pipelines yield ``({"left": (b, 28, 28), "right": (b, 28, 28)}, label)``: raw pixel values
-0..255 as float32 (the model rescales them itself, so serving passes raw pixels too) and
-float32 labels, 1 = same class.
+The pair pipelines yield ``({"left": (b, 28, 28), "right": (b, 28, 28)}, label)``: raw pixel
+values 0..255 as float32 (the model rescales them itself, so serving passes raw pixels too) and
+float32 labels, 1 = same class. `image_batch_dataset` yields single images and their classes
+instead, for training on every pair within a batch (`lib.siamese.model.InBatchTrainer`).
 
 Randomness per epoch. `keras.Model.fit` iterates a dataset of known length afresh every epoch,
 so a pipeline that should change from one epoch to the next draws, on each iteration, one
@@ -106,6 +107,64 @@ def fresh_pair_dataset(
 
     draw(np.random.default_rng(seed))  # fail fast on bad arguments
     return _per_iteration(images, draw, pairs_per_epoch, batch_size, seed)
+
+
+def image_batch_dataset(
+    images: np.ndarray, labels: np.ndarray, indices: np.ndarray, batch_size: int, seed: int
+) -> tf.data.Dataset:
+    """Batches of ``(pixels (b, 28, 28) float32, classes (b,) int32)``, reshuffled every epoch.
+
+    Every iteration is one pass over `indices` in a fresh seeded order (see the module
+    docstring), in full batches only: a short last batch would hold few or no same-class
+    pairs and would change the step's shape.
+
+    Raises:
+        ValueError: on bad `images` or `batch_size`, a label/image count mismatch, or fewer
+            `indices` than one batch.
+    """
+    _check_images(images)
+    _check_batch_size(batch_size)
+    labels = np.asarray(labels)
+    indices = np.asarray(indices)
+    if labels.shape != (len(images),):
+        raise ValueError(
+            f"Expected one label per image. Received: labels.shape={labels.shape}, "
+            f"images.shape={images.shape}"
+        )
+    n_batches = len(indices) // batch_size
+    if n_batches == 0:
+        raise ValueError(
+            f"Expected at least batch_size={batch_size} training images. Received: {len(indices)}"
+        )
+
+    def order(draw: np.ndarray) -> np.ndarray:
+        rng = np.random.default_rng(int(draw) & _UINT64_MASK)
+        return rng.permutation(indices)[: n_batches * batch_size].astype(np.int32)
+
+    def to_slices(draw: tf.Tensor) -> tf.data.Dataset:
+        positions = tf.numpy_function(order, [draw], tf.int32, stateful=False)
+        positions.set_shape([n_batches * batch_size])
+        return tf.data.Dataset.from_tensor_slices(positions)
+
+    def gather_images(positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return images[positions].astype(np.float32), labels[positions].astype(np.int32)
+
+    def gather(positions: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        pixels, classes = tf.numpy_function(
+            gather_images, [positions], [tf.float32, tf.int32], stateful=False
+        )
+        pixels.set_shape([batch_size, *IMAGE_SHAPE])
+        classes.set_shape([batch_size])
+        return pixels, classes
+
+    draws = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1)
+    return (
+        draws.flat_map(to_slices)
+        .batch(batch_size, drop_remainder=True)
+        .map(gather, num_parallel_calls=tf.data.AUTOTUNE)
+        .apply(tf.data.experimental.assert_cardinality(n_batches))
+        .prefetch(tf.data.AUTOTUNE)
+    )
 
 
 def _per_iteration(

@@ -11,7 +11,7 @@ from lib.core.training import EpochHook, FitResult, TrainedFiles, fit, train_int
 from lib.siamese.constants import EVALUATION_BATCH
 from lib.siamese.data import pair_dataset
 from lib.siamese.idx import read_image_table
-from lib.siamese.model import build_siamese_model, training_dataset
+from lib.siamese.model import trainable_model, training_dataset
 from lib.siamese.pairs import Pairs, read_pairs
 from lib.siamese.recipes import SiameseRecipe
 
@@ -33,9 +33,9 @@ def fit_siamese(
     Images are gathered by index batch by batch (`lib.siamese.data`), never copied.
     """
     keras.utils.set_random_seed(seed)
-    model = build_siamese_model(recipe)
+    model, trained = trainable_model(recipe, len(kept))
     result = fit(
-        model,
+        trained,
         training_dataset(recipe, images, labels, kept, seed),
         pair_dataset(images, validation, EVALUATION_BATCH),
         epochs=recipe.epochs,

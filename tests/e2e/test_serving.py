@@ -67,7 +67,7 @@ def champions(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Champions]:
         pins = write_fashion_mirror(root / "mirror")
         for constant, name in PINS.items():
             patch.setattr(siamese_flow, constant, pins[name])
-        cheap = PRESETS["default"].model_copy(update={"pairs_per_epoch": 2_000})
+        cheap = PRESETS["default"].model_copy(update={"batch_size": 32})
         patch.setitem(PRESETS, "default", cheap)
         patch.setenv("TRAINFLOW_MIRROR", str(root / "mirror"))
         patch.setenv("TRAINFLOW_HOME", str(home))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lib.siamese.data import fresh_pair_dataset, pair_dataset
+from lib.siamese.data import fresh_pair_dataset, image_batch_dataset, pair_dataset
 from lib.siamese.pairs import Pairs, balanced_pairs, course_pairs
 
 N_CLASSES = 10
@@ -133,6 +133,30 @@ def test_fresh_pair_dataset_length_counts_the_last_partial_batch() -> None:
     dataset = fresh_pair_dataset(IMAGES, LABELS, 42, BATCH, seed=0)
     assert len(dataset) == 6
     assert [len(label) for _, label in dataset] == [8, 8, 8, 8, 8, 2]
+
+
+def test_image_batches_pass_over_the_indices_once_per_epoch_in_a_fresh_order() -> None:
+    indices = np.arange(0, N_IMAGES, 2)  # 30 images: 3 full batches of 8, 6 left out
+    dataset = image_batch_dataset(IMAGES, LABELS, indices, BATCH, seed=3)
+    assert len(dataset) == 3
+    epochs = []
+    for _ in range(2):
+        batches = list(dataset)
+        assert [pixels.shape for pixels, _ in batches] == [(BATCH, 28, 28)] * 3
+        positions = np.concatenate([_position(pixels.numpy()) for pixels, _ in batches])
+        classes = np.concatenate([c.numpy() for _, c in batches])
+        assert len(set(positions)) == 24 and set(positions) <= set(indices)
+        np.testing.assert_array_equal(classes, LABELS[positions])
+        epochs.append(positions)
+    assert not np.array_equal(epochs[0], epochs[1])
+    again = image_batch_dataset(IMAGES, LABELS, indices, BATCH, seed=3)
+    first = np.concatenate([_position(pixels.numpy()) for pixels, _ in again])
+    np.testing.assert_array_equal(first, epochs[0])
+
+
+def test_image_batches_need_one_full_batch() -> None:
+    with pytest.raises(ValueError, match="at least batch_size=8 training images. Received: 5"):
+        image_batch_dataset(IMAGES, LABELS, np.arange(5), BATCH, seed=0)
 
 
 @pytest.mark.parametrize(

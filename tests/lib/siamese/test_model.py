@@ -14,7 +14,14 @@ import pytest
 
 from lib.components import ContrastiveLoss, EuclideanDistance
 from lib.siamese.data import pair_dataset
-from lib.siamese.model import build_base_network, build_siamese_model, training_dataset
+from lib.siamese.model import (
+    InBatchTrainer,
+    build_base_network,
+    build_siamese_model,
+    in_batch_labels,
+    trainable_model,
+    training_dataset,
+)
 from lib.siamese.recipes import PRESETS, SiameseRecipe
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -82,7 +89,7 @@ def test_course_preset_is_the_course_recipe() -> None:
 
 def test_every_preset_builds_a_model_with_the_serving_interface() -> None:
     for name, recipe in PRESETS.items():
-        model = build_siamese_model(recipe)
+        model = build_siamese_model(recipe, steps_per_epoch=10)
         assert sorted(model.input) == ["left", "right"], name
         assert model.output.name.startswith("distance") or model.layers[-1].name == "distance"
         assert isinstance(model.layers[-1], EuclideanDistance), name
@@ -215,6 +222,10 @@ def test_training_dataset_follows_the_recipes_pair_protocol() -> None:
     balanced = TINY.model_copy(update={"pairs": "balanced", "pairs_per_epoch": 30})
     dataset = training_dataset(balanced, images, labels, indices, 1)
     assert sum(len(label) for _, label in dataset) == 30 and len(dataset) == 1
+    in_batch = TINY.model_copy(update={"pairs": "in_batch", "batch_size": 16})
+    batches = list(training_dataset(in_batch, images, labels, indices, 1))
+    # 40 training images make 2 full batches of 16 images (the last 8 wait for the next epoch).
+    assert [pixels.shape for pixels, _ in batches] == [(16, 28, 28)] * 2
 
 
 @pytest.mark.parametrize(
@@ -226,7 +237,12 @@ def test_training_dataset_follows_the_recipes_pair_protocol() -> None:
         ({"dropout": 1.0}, "dropout"),
         ({"pairs": "triplets"}, "pairs"),
         ({"shuffle": True}, "Extra inputs are not permitted"),
-        ({"learning_rate_schedule": "cosine"}, "pairs='balanced' with learning_rate_sche"),
+        ({"learning_rate_schedule": "cosine"}, "pairs='balanced' or 'in_batch' with learning"),
+        ({"pairs": "in_batch", "batch_norm": True}, "batch_norm=False with pairs='in_batch'"),
+        (
+            {"pairs": "in_batch", "pairs_per_epoch": 30},
+            "no pairs_per_epoch with pairs='in_batch'",
+        ),
         (
             {
                 "learning_rate_schedule": "cosine",
@@ -260,6 +276,72 @@ def test_cosine_schedule_decays_to_zero_over_all_training_steps() -> None:
     assert schedule.decay_steps == 12
     assert float(schedule(0)) == pytest.approx(recipe.learning_rate)
     assert float(schedule(12)) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_in_batch_cosine_schedule_counts_steps_from_the_training_images() -> None:
+    recipe = TINY.model_copy(
+        update={"pairs": "in_batch", "learning_rate_schedule": "cosine", "epochs": 3}
+    )
+    # 100 images in full batches of 32 make 3 steps an epoch: 9 steps in all.
+    model, trainer = trainable_model(recipe, 100)
+    assert isinstance(trainer, InBatchTrainer) and trainer.siamese is model
+    assert trainer.optimizer is model.optimizer  # saved with the model, trained state and all
+    config = model.optimizer.get_config()["learning_rate"]
+    assert keras.optimizers.schedules.deserialize(config).decay_steps == 9
+    with pytest.raises(ValueError, match="Expected steps_per_epoch for a cosine schedule"):
+        build_siamese_model(recipe)
+
+
+def test_in_batch_labels_weigh_same_and_different_pairs_half_each() -> None:
+    same, weight = (np.asarray(t) for t in in_batch_labels(np.array([0, 0, 0, 1], np.int32)))
+    expected_same = np.array(
+        [[1, 1, 1, 0], [1, 1, 1, 0], [1, 1, 1, 0], [0, 0, 0, 1]], dtype=np.float32
+    )
+    np.testing.assert_array_equal(same, expected_same.ravel())
+    weight = weight.reshape(4, 4)
+    np.testing.assert_array_equal(np.diag(weight), 0.0)  # an image with itself
+    off_diagonal = ~np.eye(4, dtype=bool)
+    positive, negative = off_diagonal & (expected_same == 1), expected_same == 0
+    # 6 same-class and 6 different-class pairs, each side half of the 16 entries' weight.
+    assert weight[positive].sum() == pytest.approx(8.0)
+    assert weight[negative].sum() == pytest.approx(8.0)
+    np.testing.assert_allclose(weight[positive], weight[positive][0])
+
+
+def test_in_batch_training_teaches_the_served_two_input_model() -> None:
+    # The noise classes of the test below, trained on every pair within batches of images.
+    rng = np.random.default_rng(SEED)
+    classes = np.repeat([0, 1], 100).astype(np.uint8)
+    bright = np.zeros((200, 28, 28), dtype=np.int64)
+    bright[classes == 0, :, :14] = 135
+    bright[classes == 1, :, 14:] = 135
+    images = (bright + rng.integers(0, 121, size=(200, 28, 28))).astype(np.uint8)
+    recipe = TINY.model_copy(update={"pairs": "in_batch", "epochs": 4})
+    keras.utils.set_random_seed(SEED)
+    model, trainer = trainable_model(recipe, 200)
+    left, right = rng.integers(0, 200, size=(2, 400))
+    label = (classes[left] == classes[right]).astype("float32")
+    inputs = {"left": images[left].astype("float32"), "right": images[right].astype("float32")}
+    before = model.evaluate(inputs, label, verbose=0, return_dict=True)
+    history = trainer.fit(
+        training_dataset(recipe, images, classes, np.arange(200), SEED),
+        epochs=4,
+        shuffle=False,
+        verbose=0,
+    )
+    after = model.evaluate(inputs, label, verbose=0, return_dict=True)
+    assert {"loss", "accuracy"} <= set(history.history)
+    assert after["loss"] < before["loss"] / 5 and after["accuracy"] >= 0.98
+    # What is saved and served is the plain siamese model, not the trainer.
+    assert [layer.name for layer in model.layers] == ["left", "right", "base_network", "distance"]
+
+
+def test_batch_norm_sits_between_each_convolution_and_its_relu() -> None:
+    recipe = TINY.model_copy(update={"conv_filters": (4, 8), "batch_norm": True})
+    kinds = [type(layer).__name__ for layer in build_base_network(recipe).layers]
+    conv_block = ["Conv2D", "BatchNormalization", "Activation", "MaxPooling2D"]
+    assert kinds[3:11] == conv_block * 2
+    assert build_base_network(recipe).get_layer("conv_1").get_config()["use_bias"] is False
 
 
 def test_recipe_is_frozen() -> None:
