@@ -29,7 +29,7 @@ def deployments(prefect_yaml: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def test_yaml_has_exactly_the_planned_deployments(deployments: dict[str, Any]) -> None:
-    assert set(deployments) == {"energy-retrain", "siamese-retrain", "retrain-all"}
+    assert set(deployments) == {"energy-retrain", "siamese-retrain", "retrain-all", "energy-sweep"}
     assert set(deployments) == set(PLANNED)
 
 
@@ -38,7 +38,8 @@ def test_yaml_deployment_matches_its_plan(deployments: dict[str, Any], name: str
     entry, plan = deployments[name], PLANNED[name]
 
     assert entry["entrypoint"] == plan.entrypoint
-    assert entry["schedules"] == [{"cron": plan.cron, "timezone": TIMEZONE}]
+    schedules = [{"cron": plan.cron, "timezone": TIMEZONE}] if plan.cron else []
+    assert entry.get("schedules", []) == schedules
     assert entry["concurrency_limit"] == CONCURRENCY_LIMIT
     assert entry["parameters"] == plan.parameters
     assert entry["description"] == plan.description
@@ -46,6 +47,13 @@ def test_yaml_deployment_matches_its_plan(deployments: dict[str, Any], name: str
     assert entry.get("triggers", []) == list(plan.triggers)
     assert entry["work_pool"]["name"] == WORK_POOL
     assert entry["work_pool"]["job_variables"]["env"] == cli.QUIET_DEFAULTS
+
+
+def test_only_the_sweep_waits_to_be_started(deployments: dict[str, Any]) -> None:
+    assert [name for name, entry in deployments.items() if not entry.get("schedules")] == [
+        "energy-sweep"
+    ]
+    assert deployments["energy-sweep"]["parameters"]["params"]["pipeline"] == "energy"
 
 
 def test_only_retrain_all_listens_for_new_data(deployments: dict[str, Any]) -> None:
@@ -96,9 +104,12 @@ def test_serve_builds_the_same_deployments_without_a_pool(
     assert set(served) == set(PLANNED)
     for name, deployment in served.items():
         plan = PLANNED[name]
-        (schedule,) = deployment.schedules
-        assert isinstance(schedule.schedule, CronSchedule)
-        assert (schedule.schedule.cron, schedule.schedule.timezone) == (plan.cron, TIMEZONE)
+        if plan.cron is None:
+            assert deployment.schedules == []
+        else:
+            (schedule,) = deployment.schedules
+            assert isinstance(schedule.schedule, CronSchedule)
+            assert (schedule.schedule.cron, schedule.schedule.timezone) == (plan.cron, TIMEZONE)
         assert deployment.concurrency_limit == CONCURRENCY_LIMIT
         assert deployment.parameters == plan.parameters
         assert deployment.work_pool_name is None
