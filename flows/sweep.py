@@ -33,6 +33,7 @@ from lib.energy.spec import SPEC as ENERGY_SPEC
 from lib.energy.validation import SCORE as ENERGY_SCORE
 from lib.siamese.spec import SPEC as SIAMESE_SPEC
 from lib.siamese.validation import SCORE as SIAMESE_SCORE
+from tasks.descriptors import RunSummary
 from tasks.energy import split
 from tasks.registry import check_registry
 from tasks.siamese import make_pairs
@@ -213,7 +214,7 @@ def _summarised(
     results: Sequence[TrialResult],
     best: TrialResult,
     score: ValidationScore,
-    run: Any,
+    run: RunSummary,
     cluster: tuple[str, float, float],
 ) -> SweepSummary:
     description, start_seconds, trials_seconds = cluster
