@@ -157,6 +157,7 @@ def sweep(args: argparse.Namespace) -> int:
 
     A bad `--seeds` or `--set` fails here, in one line, before Prefect or Dask start.
     """
+    from flows.cluster import QUIET_VARIABLE
     from flows.sweep import SweepParameters, plan, sweep_pipeline
     from flows.sweep_summaries import print_sweep, sweep_json
     from flows.terminal import console_for
@@ -174,6 +175,8 @@ def sweep(args: argparse.Namespace) -> int:
     )
     trials = plan(params)
     cap_arenas()
+    if args.quiet:
+        os.environ[QUIET_VARIABLE] = "1"  # the local Dask workers' terminal output too
     with console_for(quiet=args.quiet, json=args.json):
         if not args.json:
             print(f"sweep: {len(trials)} trials of {args.pipeline}", file=sys.stderr)

@@ -38,7 +38,10 @@ THREAD_VARIABLES = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
 SHARED_VARIABLES = (HOME_VARIABLE, MIRROR_VARIABLE, TRACKING_VARIABLE, "MLFLOW_LOGGING_LEVEL")
 # Spawned worker processes read it when they import distributed: its INFO lines (worker
 # start, plugins, closing comms) would bury the trials' own lines on the terminal.
-TRIAL_TASKS = "tasks.sweep"
+PRELOADED = ("tasks.sweep", "keras")
+QUIET_VARIABLE = "TRAINFLOW_QUIET_WORKERS"
+"""Set to 1 (`trainflow sweep --quiet`): local workers print nothing on the terminal; the
+Prefect API still gets their logs. Workers of a scheduler of yours keep their output."""
 QUIET_DASK = {"DASK_LOGGING__DISTRIBUTED": "warning"}
 
 
@@ -47,8 +50,9 @@ class TrainflowWorker(WorkerPlugin):
 
     name = "trainflow"
 
-    def __init__(self, environ: dict[str, str]) -> None:
+    def __init__(self, environ: dict[str, str], quiet: bool = False) -> None:
         self.environ = environ
+        self.quiet = quiet
 
     def setup(self, worker: Any) -> None:
         from lib.core.malloc import cap_arenas
@@ -60,9 +64,14 @@ class TrainflowWorker(WorkerPlugin):
         os.environ.update(self.environ)
         cap_arenas()  # before a trial starts TensorFlow's thread pools (lib.core.malloc)
         quiet_tensorflow_import()  # its native banner, on every worker's stderr otherwise
-        # Prefect and the task modules take seconds to import: pay that while the cluster
-        # starts, not in the first trial each worker runs (the trials' overhead is measured).
-        importlib.import_module(TRIAL_TASKS)
+        # Prefect, the task modules and Keras (TensorFlow) take seconds to import: pay that
+        # while the cluster starts, not in the first trial each worker runs.
+        for module in PRELOADED:
+            importlib.import_module(module)
+        if self.quiet:  # what --quiet promises: the summary alone (errors reach the flow)
+            with open(os.devnull, "w") as sink:
+                os.dup2(sink.fileno(), 1)
+                os.dup2(sink.fileno(), 2)
 
 
 @dataclass
@@ -124,5 +133,6 @@ def sweep_cluster(workers: int, address: str | None) -> Iterator[Cluster]:
     with temporary_settings({PREFECT_API_URL: api_url}), runner:
         started = time.perf_counter()
         with _environment({**QUIET_DASK, **environ}):
-            runner.client.register_plugin(TrainflowWorker(environ))
+            quiet = not address and os.environ.get(QUIET_VARIABLE) == "1"
+            runner.client.register_plugin(TrainflowWorker(environ, quiet))
         yield Cluster(runner, description, time.perf_counter() - started)
