@@ -77,17 +77,18 @@ def on_dask(source: Path, trials: int, epochs: int, workers: int, root: Path) ->
 
 def sequential(source: Path, trials: int, epochs: int, root: Path) -> list[dict[str, float]]:
     """The same trials one after another in this process: seconds and validation score."""
-    from lib.core.hashing import sha256_file
     from lib.core.malloc import cap_arenas
     from lib.core.quiet import quiet_tensorflow_import
+
+    cap_arenas()  # as the sweep's workers do, before TensorFlow starts
+    quiet_tensorflow_import()  # before `lib.energy.train` imports it
+    from lib.core.hashing import sha256_file
     from lib.energy.recipes import PRESETS
     from lib.energy.splits import split_rows, table_rows, write_split
     from lib.energy.table import excel_to_parquet
     from lib.energy.train import train_energy
     from lib.energy.validation import validation_metrics
 
-    cap_arenas()  # as the sweep's workers do
-    quiet_tensorflow_import()
     table = root / "energy.parquet"
     excel_to_parquet(source, table, source_sha256=sha256_file(source), code_version="benchmark")
     recipe = PRESETS["default"].model_copy(update={"epochs": epochs})
