@@ -442,9 +442,13 @@ def _add_sweep(commands: Any, common: argparse.ArgumentParser) -> None:
         description=SWEEP_DESCRIPTION,
         epilog=SWEEP_JSON_HELP,
     )
-    sweep_parser.add_argument("pipeline", choices=list(PIPELINES), help=PIPELINE_HELP)
     sweep_parser.add_argument(
-        "--seeds", default="0", help="seeds to try: a range 0-7, a list 0,2,5, or both (0-3,8)"
+        "pipeline", choices=list(PIPELINES), help=PIPELINE_HELP.rsplit("; all:", 1)[0]
+    )
+    sweep_parser.add_argument(
+        "--seeds",
+        default="0",
+        help="seeds to try: a range 0-7, a list 0,2,5, or both (0-3,8); default 0",
     )
     sweep_parser.add_argument(
         "--set",

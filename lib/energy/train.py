@@ -7,6 +7,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from lib.core.seeding import seeded
 from lib.core.training import EpochHook, FitResult, TrainedFiles, fit, train_into
 from lib.energy.constants import OUTPUT_NAMES
 from lib.energy.model import build_energy_model
@@ -37,20 +38,20 @@ def fit_energy(
         seed: seeds the weights and the batch order.
         backup: where the resumable state of the fit lives (see `lib.core.training.fit`).
     """
-    keras.utils.set_random_seed(seed)
-    model = build_energy_model(recipe, *train)
-    result = fit(
-        model,
-        (train[0], output_targets(train[1])),
-        (validation[0], output_targets(validation[1])),
-        epochs=recipe.epochs,
-        batch_size=recipe.batch_size,
-        checkpoint_dir=backup,
-        early_stopping_patience=recipe.early_stopping_patience,
-        reduce_lr_patience=recipe.reduce_lr_patience,
-        on_epoch=on_epoch,
-        verbose=verbose,
-    )
+    with seeded(seed):  # Keras' default seeds: this thread's, not the process's (see there)
+        model = build_energy_model(recipe, *train)
+        result = fit(
+            model,
+            (train[0], output_targets(train[1])),
+            (validation[0], output_targets(validation[1])),
+            epochs=recipe.epochs,
+            batch_size=recipe.batch_size,
+            checkpoint_dir=backup,
+            early_stopping_patience=recipe.early_stopping_patience,
+            reduce_lr_patience=recipe.reduce_lr_patience,
+            on_epoch=on_epoch,
+            verbose=verbose,
+        )
     return model, result
 
 
