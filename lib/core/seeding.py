@@ -35,7 +35,7 @@ def seeded(seed: int) -> Iterator[None]:
     """Seed Python, NumPy, TensorFlow and Keras; Keras' default seeds come from this thread."""
     keras.utils.set_random_seed(seed)
     if not isinstance(seed_generator.python_random, _ThisThreadsRandom):
-        seed_generator.python_random = _ThisThreadsRandom()  # type: ignore[assignment]
+        seed_generator.python_random = _ThisThreadsRandom()
     _local.rng = random.Random(seed)
     try:
         yield
