@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 
@@ -133,3 +134,12 @@ def test_the_best_score_follows_its_direction_and_skips_nan() -> None:
     assert higher.best([0.9, 0.95, math.inf]) == 1
     with pytest.raises(InputError, match="finite validation score"):
         lower.best([math.nan])
+
+
+def test_the_scores_plot_is_a_png(tmp_path: Path) -> None:
+    from lib.core.sweep_plot import validation_scores
+
+    target = validation_scores(
+        ["seed 0", "seed 1"], [0.5, 0.4], 1, "mean_rmse", tmp_path / "scores.png"
+    )
+    assert target.read_bytes().startswith(b"\x89PNG") and list(tmp_path.iterdir()) == [target]
