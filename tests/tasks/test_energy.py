@@ -35,7 +35,9 @@ def test_the_workbook_becomes_a_table_and_a_split_of_its_rows(
     stored = json.loads(Path(parts.split.path).read_text())
     assert {name: len(rows) for name, rows in stored.items()} == parts.sizes
     assert sum(parts.sizes.values()) == 320 and parts.seed == 4
-    assert len(pq.read_table(parts.reference.path)) == parts.sizes["train"]
+    # The reference holds every row a version may learn from (`fit_rows="non-test"`).
+    fit_rows = parts.sizes["train"] + parts.sizes["validation"]
+    assert len(pq.read_table(parts.reference.path)) == fit_rows
 
 
 def test_every_task_names_a_lib_module_that_exists() -> None:
