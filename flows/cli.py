@@ -60,6 +60,14 @@ PIPELINE_HELP = (
     "energy: building heating/cooling loads from the UCI ENB2012 workbook; siamese: "
     "Fashion-MNIST same-or-different; all: both, one after the other"
 )
+SWEEP_DESCRIPTION = (
+    "Train every combination of --seeds and --set recipe values as trials on a Dask cluster "
+    "(a local one of --workers processes, or --dask-address), pick the trial with the best "
+    "validation score (energy: mean RMSE of Y1 and Y2; siamese: pair accuracy), evaluate it "
+    "on the test data and register it behind the champion gate, as `run` does. Each trial's "
+    "training is cached: a re-run trains only trials it has not seen. Ends with a table of "
+    "the trials and the winner's summary."
+)
 DRIFT_EXIT = 3
 """`trainflow check`'s exit code when the data drifted (0: no drift, 1: invalid input)."""
 RUN_DESCRIPTION = (
@@ -145,6 +153,44 @@ def run(args: argparse.Namespace) -> int:
     for name, failure in failures:
         report(failure, args.verbose, prefix=f"{name}: " if len(names) > 1 else "")
     return 1 if failures else 0
+
+
+def sweep(args: argparse.Namespace) -> int:
+    """Run a sweep: the trials on Dask, the winner on validation registered behind the gate.
+
+    A bad `--seeds` or `--set` fails here, in one line, before Prefect or Dask start.
+    """
+    from flows.cluster import QUIET_VARIABLE
+    from flows.sweep import SweepParameters, plan, sweep_pipeline
+    from flows.sweep_summaries import print_sweep, sweep_json
+    from flows.terminal import console_for
+    from lib.core.malloc import cap_arenas
+
+    params = _parameters(
+        SweepParameters,
+        pipeline=args.pipeline,
+        seeds=args.seeds,
+        values=tuple(args.values),
+        preset=args.preset,
+        source=args.source,
+        workers=args.workers,
+        dask_address=args.dask_address,
+    )
+    trials = plan(params)
+    cap_arenas()
+    if args.quiet:
+        os.environ[QUIET_VARIABLE] = "1"  # the local Dask workers' terminal output too
+    with console_for(quiet=args.quiet, json=args.json):
+        if not args.json:
+            print(f"sweep: {len(trials)} trials of {args.pipeline}", file=sys.stderr)
+        state = sweep_pipeline(params, return_state=True)
+        summary = state.result()  # raises the failure, which `main` prints in one line
+        _keep_history([state.state_details.flow_run_id])
+    if args.json:
+        print(sweep_json(summary))
+    else:
+        print_sweep(summary, sys.stdout)
+    return 0
 
 
 def _keep_history(flow_run_ids: list[Any]) -> None:
@@ -311,6 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
     siamese.set_defaults(handler=predict)
 
     _add_check(commands, common)
+    _add_sweep(commands, common)
 
     serve_parser = commands.add_parser(
         "serve",
@@ -386,6 +433,57 @@ def _add_check(commands: Any, common: argparse.ArgumentParser) -> None:
     siamese.add_argument("--images", required=True, help="gzip IDX file of 28x28 uint8 images")
     siamese.add_argument("--labels", required=True, help="gzip IDX file of labels 0..9")
     siamese.set_defaults(handler=check)
+
+
+def _add_sweep(commands: Any, common: argparse.ArgumentParser) -> None:
+    from flows.sweep_summaries import SWEEP_JSON_HELP
+
+    sweep_parser = commands.add_parser(
+        "sweep",
+        parents=[common],
+        help="train many seeds and recipe values on Dask; register the best on validation",
+        description=SWEEP_DESCRIPTION,
+        epilog=SWEEP_JSON_HELP,
+    )
+    sweep_parser.add_argument(
+        "pipeline", choices=list(PIPELINES), help=PIPELINE_HELP.rsplit("; all:", 1)[0]
+    )
+    sweep_parser.add_argument(
+        "--seeds",
+        default="0",
+        help="seeds to try: a range 0-7, a list 0,2,5, or both (0-3,8); default 0",
+    )
+    sweep_parser.add_argument(
+        "--set",
+        dest="values",
+        action="append",
+        default=[],
+        metavar="FIELD=V1,V2",
+        help="recipe values to try, e.g. learning_rate=0.01,0.003 (repeat for more fields; "
+        "every combination runs with every seed)",
+    )
+    sweep_parser.add_argument(
+        "--preset", choices=["default", "course"], default="default", help="the base recipe"
+    )
+    sweep_parser.add_argument(
+        "--source", default=None, help="energy only: your own workbook (path or URL)"
+    )
+    where = sweep_parser.add_mutually_exclusive_group()
+    where.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="worker processes of a local Dask cluster, one thread each (default 2)",
+    )
+    where.add_argument(
+        "--dask-address",
+        default=None,
+        help="an existing Dask scheduler (tcp://host:8786) instead of a local cluster",
+    )
+    output = sweep_parser.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="print the summary as JSON")
+    output.add_argument("--quiet", action="store_true", help="print only the summary")
+    sweep_parser.set_defaults(handler=sweep)
 
 
 def _interrupt(signum: int, frame: Any) -> None:

@@ -15,10 +15,12 @@ from flows.registration import register_and_report, rival
 from lib.core.hygiene import remove_stale_leftovers
 from lib.core.malloc import cap_arenas
 from lib.core.quiet import quiet_tensorflow_import
+from lib.core.refs import FileRef
 from lib.core.settings import load_settings
 from lib.energy.constants import WORKBOOK
+from lib.energy.recipes import EnergyRecipe
 from lib.energy.spec import SPEC
-from tasks.descriptors import Candidate, RunSummary
+from tasks.descriptors import Candidate, RunSummary, SplitRef, TableRef, TrainedModel
 from tasks.download import admit_source, download, fetched_by, ingest_source
 from tasks.drift import drift_against_champion
 from tasks.energy import drift, evaluate, evaluate_champion, excel_to_parquet, split, train
@@ -64,21 +66,43 @@ def energy_pipeline(params: EnergyParameters | None = None) -> RunSummary:
 def _steps(params: EnergyParameters) -> RunSummary:
     """The pipeline itself; `energy_pipeline` runs it under `run_cleanly`."""
     prepare_store()  # before the first persisted task resolves `RECORDS`
-    if params.source:
-        admit_source(params.source)
-        raw = ingest_source(params.source)
-    else:
-        raw = download(WORKBOOK)
-    table = excel_to_parquet(raw)
+    raw, table = source_table(params)
     parts = split(table, params.seed)
     check_registry(SPEC)  # before training, which a registry that is down would waste
     recipe = SPEC.recipe(params.preset, params.epochs)
     training_started = time.time()  # the MLflow run spans train, evaluate and register
     trained = train(table, parts, recipe, params.preset, params.seed)
-    candidate = Candidate(
+    candidate = candidate_of(params, recipe, trained, (raw, table, parts), training_started)
+    return judge(candidate, table, parts)
+
+
+def source_table(params: EnergyParameters) -> tuple[FileRef, TableRef]:
+    """The raw workbook (`--source`, else the pinned download) and its validated table."""
+    if params.source:
+        admit_source(params.source)
+        raw = ingest_source(params.source)
+    else:
+        raw = download(WORKBOOK)
+    return raw, excel_to_parquet(raw)
+
+
+def candidate_of(
+    params: EnergyParameters,
+    recipe: EnergyRecipe,
+    trained: TrainedModel,
+    data: tuple[FileRef, TableRef, SplitRef],
+    started_at: float,
+    **extra: object,
+) -> Candidate:
+    """`trained`, evaluated on the test rows, with what registering it logs.
+
+    `extra` adds to the parameters the report shows (a sweep says how it chose the model).
+    """
+    raw, table, parts = data
+    return Candidate(
         trained=trained,
         evaluation=evaluate(trained, table, parts),
-        parameters=params.model_dump(),
+        parameters={**params.model_dump(), **extra},
         recipe=recipe.model_dump(),
         tags={
             "data.source_sha256": raw.sha256,
@@ -86,7 +110,7 @@ def _steps(params: EnergyParameters) -> RunSummary:
             "data.split_sha256": parts.split.sha256,
             "data.rows": str(table.rows),
         },
-        started_at=training_started,
+        started_at=started_at,
         test_data=(table.table, parts.split),
         reference=parts.reference,
         data={
@@ -96,6 +120,10 @@ def _steps(params: EnergyParameters) -> RunSummary:
             "split": counts(parts.sizes),
         },
     )
+
+
+def judge(candidate: Candidate, table: TableRef, parts: SplitRef) -> RunSummary:
+    """Drift against the champion, the champion on the same test rows, the gate, the report."""
     champion = rival(SPEC, candidate)
     # Drift is reported, never a reason to stop: retraining on data that moved is the point.
     drifted = drift_against_champion(SPEC, champion, partial(drift, table))

@@ -17,6 +17,7 @@ from prefect.schedules import Cron
 
 from flows.energy import EnergyParameters
 from flows.siamese import SiameseParameters
+from flows.sweep import SweepParameters
 
 TIMEZONE = "Europe/Berlin"
 WORK_POOL = "trainflow-local"
@@ -38,17 +39,20 @@ DATA_UPDATED_TRIGGER: dict[str, Any] = {
 }
 
 
-def _defaults(model: type[EnergyParameters] | type[SiameseParameters]) -> dict[str, Any]:
-    return model().model_dump()
+def _defaults(
+    model: type[EnergyParameters] | type[SiameseParameters] | type[SweepParameters],
+) -> dict[str, Any]:
+    return model().model_dump(mode="json")
 
 
 @dataclass(frozen=True)
 class Plan:
-    """One scheduled deployment: what runs, when, and with which parameters."""
+    """One deployment: what runs, when (`cron`; None: only when someone starts it), and with
+    which parameters."""
 
     name: str
     entrypoint: str
-    cron: str
+    cron: str | None
     description: str
     tags: tuple[str, ...] = ()
     parameters: dict[str, Any] = field(default_factory=dict)
@@ -66,7 +70,7 @@ class Plan:
             name=self.name,
             description=self.description,
             tags=list(self.tags),
-            schedules=[Cron(self.cron, timezone=TIMEZONE)],
+            schedules=[Cron(self.cron, timezone=TIMEZONE)] if self.cron else [],
             concurrency_limit=CONCURRENCY_LIMIT,
             parameters=self.parameters,
             triggers=[DeploymentEventTrigger(**spec) for spec in self.triggers],
@@ -109,5 +113,19 @@ PLANS = (
             "siamese": _defaults(SiameseParameters),
         },
         triggers=(DATA_UPDATED_TRIGGER,),
+    ),
+    # No schedule: a sweep is started by someone with a question (which rate? which decay?),
+    # with the seeds and values as parameters, e.g.
+    #   prefect deployment run sweep/energy-sweep -p params='{"seeds": "0-7", ...}'
+    Plan(
+        name="energy-sweep",
+        entrypoint="flows/sweep.py:sweep_pipeline",
+        cron=None,
+        description=(
+            "Energy sweep on Dask, started on demand: seeds x recipe values, the best on "
+            "validation registered behind the champion gate."
+        ),
+        tags=("trainflow", "energy", "sweep"),
+        parameters={"params": _defaults(SweepParameters)},
     ),
 )

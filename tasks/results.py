@@ -12,6 +12,7 @@ Prefect touches a cache entry).
 
 from __future__ import annotations
 
+import importlib
 import json
 import typing
 from collections.abc import Callable
@@ -34,10 +35,16 @@ class UntrustedResult(ValueError):
 def result_type(fn: Callable[..., Any]) -> type[BaseModel]:
     """The descriptor type a task function returns, from its annotation.
 
+    The annotation is resolved in the namespace of the module that defines `fn`: a task sent
+    to a Dask worker arrives as a copy of its function (cloudpickle copies a function that
+    its module holds under another name, and a task decorator does just that) whose globals
+    are only the names its code uses, not those of its annotations.
+
     Raises:
         TypeError: the return annotation is not a pydantic model (a descriptor).
     """
-    returned = typing.get_type_hints(fn).get("return")
+    module = importlib.import_module(fn.__module__)
+    returned = typing.get_type_hints(fn, globalns=vars(module)).get("return")
     if not (isinstance(returned, type) and issubclass(returned, BaseModel)):
         raise TypeError(
             f"Expected a persisted task to return a pydantic descriptor. "

@@ -7,6 +7,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from lib.core.seeding import seeded
 from lib.core.training import EpochHook, FitResult, TrainedFiles, fit, train_into
 from lib.energy.model import build_energy_model, serving_model, training_targets
 from lib.energy.recipes import EnergyRecipe
@@ -35,25 +36,28 @@ def fit_energy(
     Returns:
         The model to save and serve (members averaged, `serving_model`) and the fit.
     """
-    keras.utils.set_random_seed(seed)
-    model = build_energy_model(recipe, *train)
-    validation_data = (
-        (validation[0], training_targets(recipe, validation[1])) if len(validation[0]) else None
-    )
     passes = recipe.passes_per_epoch  # one epoch: that many passes, shuffled as one
-    result = fit(
-        model,
-        (np.tile(train[0], (passes, 1)), training_targets(recipe, np.tile(train[1], (passes, 1)))),
-        validation_data,
-        epochs=recipe.epochs,
-        batch_size=recipe.batch_size,
-        checkpoint_dir=backup,
-        early_stopping_patience=recipe.early_stopping_patience,
-        reduce_lr_patience=recipe.reduce_lr_patience,
-        on_epoch=on_epoch,
-        verbose=verbose,
-    )
-    return serving_model(recipe, model), result
+    with seeded(seed):  # Keras' default seeds: this thread's, not the process's (see there)
+        model = build_energy_model(recipe, *train)
+        validation_data = (
+            (validation[0], training_targets(recipe, validation[1])) if len(validation[0]) else None
+        )
+        result = fit(
+            model,
+            (
+                np.tile(train[0], (passes, 1)),
+                training_targets(recipe, np.tile(train[1], (passes, 1))),
+            ),
+            validation_data,
+            epochs=recipe.epochs,
+            batch_size=recipe.batch_size,
+            checkpoint_dir=backup,
+            early_stopping_patience=recipe.early_stopping_patience,
+            reduce_lr_patience=recipe.reduce_lr_patience,
+            on_epoch=on_epoch,
+            verbose=verbose,
+        )
+        return serving_model(recipe, model), result
 
 
 def train_energy(

@@ -7,6 +7,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from lib.core.seeding import seeded
 from lib.core.training import EpochHook, FitResult, TrainedFiles, fit, train_into
 from lib.siamese.constants import EVALUATION_BATCH
 from lib.siamese.data import pair_dataset
@@ -32,19 +33,19 @@ def fit_siamese(
 
     Images are gathered by index batch by batch (`lib.siamese.data`), never copied.
     """
-    keras.utils.set_random_seed(seed)
-    model, trained = trainable_model(recipe, len(kept))
-    result = fit(
-        trained,
-        training_dataset(recipe, images, labels, kept, seed),
-        pair_dataset(images, validation, EVALUATION_BATCH),
-        epochs=recipe.epochs,
-        checkpoint_dir=backup,
-        early_stopping_patience=recipe.early_stopping_patience,
-        reduce_lr_patience=recipe.reduce_lr_patience,
-        on_epoch=on_epoch,
-        verbose=verbose,
-    )
+    with seeded(seed):  # Keras' default seeds: this thread's, not the process's (see there)
+        model, trained = trainable_model(recipe, len(kept))
+        result = fit(
+            trained,
+            training_dataset(recipe, images, labels, kept, seed),
+            pair_dataset(images, validation, EVALUATION_BATCH),
+            epochs=recipe.epochs,
+            checkpoint_dir=backup,
+            early_stopping_patience=recipe.early_stopping_patience,
+            reduce_lr_patience=recipe.reduce_lr_patience,
+            on_epoch=on_epoch,
+            verbose=verbose,
+        )
     return model, result
 
 

@@ -18,6 +18,13 @@ from tests.conftest import REPO_ROOT
 
 PLANNED = {plan.name: plan for plan in PLANS}
 KUBERNETES_SUFFIX = "-kubernetes"
+# The one parameter a Kubernetes twin changes: the sweep's trials go to the cluster's Dask.
+SCHEDULER_IN_THE_CLUSTER = {
+    "energy-sweep-kubernetes": {
+        "params": PLANNED["energy-sweep"].parameters["params"]
+        | {"dask_address": "tcp://dask-scheduler.trainflow.svc.cluster.local:8786"}
+    }
+}
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +48,7 @@ def deployments(all_deployments: dict[str, dict[str, Any]]) -> dict[str, dict[st
 
 
 def test_yaml_has_exactly_the_planned_deployments(deployments: dict[str, Any]) -> None:
-    assert set(deployments) == {"energy-retrain", "siamese-retrain", "retrain-all"}
+    assert set(deployments) == {"energy-retrain", "siamese-retrain", "retrain-all", "energy-sweep"}
     assert set(deployments) == set(PLANNED)
 
 
@@ -51,13 +58,20 @@ def test_kubernetes_deployments_run_their_twins_plans(all_deployments: dict[str,
         for name in all_deployments
         if name.endswith(KUBERNETES_SUFFIX)
     }
-    assert set(twins) == {"energy-retrain-kubernetes", "siamese-retrain-kubernetes"}
+    assert set(twins) == {
+        "energy-retrain-kubernetes",
+        "siamese-retrain-kubernetes",
+        "energy-sweep-kubernetes",
+    }
     for name, plan in twins.items():
         entry = all_deployments[name]
         assert entry["entrypoint"] == plan.entrypoint
-        assert entry["schedules"] == [{"cron": plan.cron, "timezone": TIMEZONE}]
+        if plan.cron:
+            assert entry["schedules"] == [{"cron": plan.cron, "timezone": TIMEZONE}]
+        else:
+            assert "schedules" not in entry
         assert entry["concurrency_limit"] == CONCURRENCY_LIMIT
-        assert entry["parameters"] == plan.parameters
+        assert entry["parameters"] == plan.parameters | SCHEDULER_IN_THE_CLUSTER.get(name, {})
         # The image holds the checkout where the Dockerfile puts it, and runs as quietly.
         (pull,) = entry["pull"]
         assert pull["prefect.deployments.steps.set_working_directory"]["directory"] == (
@@ -73,7 +87,8 @@ def test_yaml_deployment_matches_its_plan(deployments: dict[str, Any], name: str
     entry, plan = deployments[name], PLANNED[name]
 
     assert entry["entrypoint"] == plan.entrypoint
-    assert entry["schedules"] == [{"cron": plan.cron, "timezone": TIMEZONE}]
+    schedules = [{"cron": plan.cron, "timezone": TIMEZONE}] if plan.cron else []
+    assert entry.get("schedules", []) == schedules
     assert entry["concurrency_limit"] == CONCURRENCY_LIMIT
     assert entry["parameters"] == plan.parameters
     assert entry["description"] == plan.description
@@ -94,6 +109,13 @@ def test_the_worker_image_installs_every_package_and_nothing_else() -> None:
         assert f"!{package}/" in admitted
     assert "python -m pip install --no-cache-dir . \\\n" in dockerfile  # not -e, no extras
     assert "*" in admitted  # the context is what is admitted: never .venv or data
+
+
+def test_only_the_sweep_waits_to_be_started(deployments: dict[str, Any]) -> None:
+    assert [name for name, entry in deployments.items() if not entry.get("schedules")] == [
+        "energy-sweep"
+    ]
+    assert deployments["energy-sweep"]["parameters"]["params"]["pipeline"] == "energy"
 
 
 def test_only_retrain_all_listens_for_new_data(deployments: dict[str, Any]) -> None:
@@ -144,9 +166,12 @@ def test_serve_builds_the_same_deployments_without_a_pool(
     assert set(served) == set(PLANNED)
     for name, deployment in served.items():
         plan = PLANNED[name]
-        (schedule,) = deployment.schedules
-        assert isinstance(schedule.schedule, CronSchedule)
-        assert (schedule.schedule.cron, schedule.schedule.timezone) == (plan.cron, TIMEZONE)
+        if plan.cron is None:
+            assert deployment.schedules == []
+        else:
+            (schedule,) = deployment.schedules
+            assert isinstance(schedule.schedule, CronSchedule)
+            assert (schedule.schedule.cron, schedule.schedule.timezone) == (plan.cron, TIMEZONE)
         assert deployment.concurrency_limit == CONCURRENCY_LIMIT
         assert deployment.parameters == plan.parameters
         assert deployment.work_pool_name is None

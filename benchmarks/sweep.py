@@ -1,0 +1,161 @@
+"""Energy trials on Dask worker processes against the same trials one after another.
+
+    .venv/bin/python benchmarks/sweep.py [--data PATH] [--trials 8] [--epochs 300]
+        [--workers 2]
+
+Targets (issue #12): 8 energy trials (seeds 0-7, the default preset) on 2 Dask worker
+processes run at least 1.6x as fast as the same 8 one after another in one process on the
+2-core machine, with the same validation score per trial; and the overhead a trial pays for
+the cluster and the store (Prefect task runs, cache lookups, result records, Dask's
+scheduling and transfers) is at most 1 s per trial on loopback.
+
+The Dask side is the real command, `trainflow sweep energy --seeds 0-N --set epochs=E
+--workers W --json`, in a throwaway TRAINFLOW_HOME; its JSON gives each trial's validation
+metrics and the seconds its fit and its validation took inside the worker. Its time is the
+trials' wall time on a running cluster (the cluster's start-up and the flow's data steps are
+printed apart, not counted). The sequential side trains the same trials here, in this one
+process with TensorFlow's default thread pools, through the same lib steps
+(`lib.energy.train.train_energy`, `lib.energy.validation.validation_metrics`) on the same
+table and splits. Overhead per trial = (workers x wall time - sum of fit and validation
+seconds measured inside the workers) / trials: the worker time not spent computing.
+Run it on a quiet machine; it prints the load average beside the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "ENB2012_data.xlsx"
+SYNTHETIC_ROWS = 320
+SCORE = "mean_rmse"
+SPEED_UP_TARGET = 1.6
+OVERHEAD_TARGET_SECONDS = 1.0
+
+
+def workbook(data: Path, scratch: Path) -> Path:
+    """The real workbook when it is there, else a synthetic one of the same schema."""
+    if data.is_file():
+        return data
+    sys.path.insert(0, str(REPO_ROOT))
+    from tests.fixtures.energy import write_energy_workbook
+
+    print(f"{data} not found: a synthetic workbook of {SYNTHETIC_ROWS} rows instead")
+    return write_energy_workbook(scratch / "synthetic.xlsx", n_rows=SYNTHETIC_ROWS)
+
+
+def on_dask(source: Path, trials: int, epochs: int, workers: int, root: Path) -> dict[str, Any]:
+    """`trainflow sweep` in a child process with its own state; its --json summary."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("TRAINFLOW_", "MLFLOW_", "PREFECT_API_URL"))
+    }
+    env.update(
+        TRAINFLOW_HOME=str(root / "home"),
+        PREFECT_HOME=str(root / "prefect"),
+        PYTHONPATH=str(REPO_ROOT),
+    )
+    args = [
+        sys.executable, "-m", "flows.cli", "sweep", "energy", "--json",
+        "--seeds", f"0-{trials - 1}", "--set", f"epochs={epochs}",
+        "--workers", str(workers), "--source", str(source),
+    ]  # fmt: skip
+    done = subprocess.run(args, env=env, cwd=REPO_ROOT, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"trainflow sweep failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout)
+
+
+def sequential(source: Path, trials: int, epochs: int, root: Path) -> list[dict[str, float]]:
+    """The same trials one after another in this process: seconds and validation score."""
+    from lib.core.malloc import cap_arenas
+    from lib.core.quiet import quiet_tensorflow_import
+
+    cap_arenas()  # as the sweep's workers do, before TensorFlow starts
+    quiet_tensorflow_import()  # before `lib.energy.train` imports it
+    from lib.core.hashing import sha256_file
+    from lib.energy.recipes import PRESETS
+    from lib.energy.splits import split_rows, table_rows, write_split
+    from lib.energy.table import excel_to_parquet
+    from lib.energy.train import train_energy
+    from lib.energy.validation import validation_metrics
+
+    table = root / "energy.parquet"
+    excel_to_parquet(source, table, source_sha256=sha256_file(source), code_version="benchmark")
+    recipe = PRESETS["default"].model_copy(update={"epochs": epochs})
+    results = []
+    for seed in range(trials):
+        split = root / f"split-{seed}.json"
+        write_split(split_rows(table_rows(table), seed=seed), split)
+        started = time.perf_counter()
+        trained = train_energy(table, split, recipe, seed, root / f"model-{seed}")
+        score = validation_metrics(trained.model, table, split)[SCORE]
+        results.append({"seconds": time.perf_counter() - started, "score": score})
+        print(f"  sequential trial {seed}: {results[-1]['seconds']:.1f} s", flush=True)
+    return results
+
+
+def report(dask: dict[str, Any], alone: list[dict[str, float]], workers: int) -> None:
+    trials = dask["trials"]
+    print()
+    print(f"{'trial':>5} {'seq s':>7} {'dask fit+val s':>14}  {'val ' + SCORE + ' seq':>18} "
+          f"{'dask':>8} {'|diff|':>8}  ran on")  # fmt: skip
+    for trial, mine in zip(trials, alone, strict=True):
+        theirs = trial["validation"]["metrics"][SCORE]
+        inside = trial["model"]["seconds"] + trial["validation"]["seconds"]
+        print(f"{trial['index']:>5} {mine['seconds']:7.1f} {inside:14.1f}  {mine['score']:18.4f} "
+              f"{theirs:8.4f} {abs(theirs - mine['score']):8.1e}  "
+              f"{trial['worker']} pid {trial['pid']}")  # fmt: skip
+    seq_total = sum(r["seconds"] for r in alone)
+    wall = dask["trials_seconds"]
+    computing = sum(t["model"]["seconds"] + t["validation"]["seconds"] for t in trials)
+    overhead = (workers * wall - computing) / len(trials)
+    speed_up = seq_total / wall
+    print()
+    print(f"sequential, 1 process:         {seq_total:8.1f} s")
+    print(f"dask, {workers} worker processes:    {wall:8.1f} s   (cluster start "
+          f"{dask['cluster_seconds']:.1f} s, not counted)")  # fmt: skip
+    print(f"speed-up:                      {speed_up:8.2f} x   (target >= {SPEED_UP_TARGET})")
+    print(f"overhead per trial:            {overhead:8.2f} s   (target <= "
+          f"{OVERHEAD_TARGET_SECONDS}; {workers} x wall - computing in the workers)")  # fmt: skip
+    worst = max(
+        abs(t["validation"]["metrics"][SCORE] - r["score"])
+        for t, r in zip(trials, alone, strict=True)
+    )
+    print(f"largest validation difference: {worst:8.1e}")
+    print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the ENB2012 workbook")
+    parser.add_argument("--trials", type=int, default=8, help="seeds 0..trials-1")
+    parser.add_argument("--epochs", type=int, default=300, help="epochs per trial")
+    parser.add_argument("--workers", type=int, default=2, help="Dask worker processes")
+    args = parser.parse_args()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    with tempfile.TemporaryDirectory(prefix="trainflow-sweep-bench-") as scratch:
+        root = Path(scratch)
+        source = workbook(args.data, root)
+        print(f"{args.trials} energy trials of {args.epochs} epochs on {source.name}; "
+              f"load average {os.getloadavg()[0]:.2f}")  # fmt: skip
+        print(f"  on Dask ({args.workers} workers) ...", flush=True)
+        (root / "dask").mkdir()
+        dask = on_dask(source, args.trials, args.epochs, args.workers, root / "dask")
+        print("  one after another ...", flush=True)
+        (root / "alone").mkdir()
+        alone = sequential(source, args.trials, args.epochs, root / "alone")
+        report(dask, alone, args.workers)
+
+
+if __name__ == "__main__":
+    main()
