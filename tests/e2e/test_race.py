@@ -22,8 +22,9 @@ from tests.fixtures.cli_process import Finished, cli_env, finish, run_cli, start
 
 RACES = int(os.environ.get("TRAINFLOW_RACES", "2"))
 HEAD_START_SECONDS = 2.0
-STRONG = ["run", "energy", "--seed", "0", "--epochs", "40"]
-WEAK = ["run", "energy", "--seed", "1", "--epochs", "2"]
+# The default's epochs are 5 passes each: 40 passes against 5.
+STRONG = ["run", "energy", "--seed", "0", "--epochs", "8"]
+WEAK = ["run", "energy", "--seed", "1", "--epochs", "1"]
 LOCK_ERRORS = ("database is locked", "Traceback")
 
 
