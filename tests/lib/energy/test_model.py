@@ -318,14 +318,15 @@ def test_cosine_schedule_decays_to_zero_over_all_training_steps(
             "learning_rate_schedule": "cosine",
             "reduce_lr_patience": None,
             "epochs": 3,
+            "passes_per_epoch": 2,
             "batch_size": 16,
         }
     )
     config = build_energy_model(recipe, features, targets).optimizer.get_config()["learning_rate"]
     schedule = keras.optimizers.schedules.deserialize(config)
     assert isinstance(schedule, keras.optimizers.schedules.CosineDecay)
-    # 40 training rows in batches of 16 make 3 steps an epoch: 9 steps in all.
-    assert schedule.decay_steps == 9
+    # Two passes over 40 training rows in batches of 16 make 5 steps an epoch: 15 in all.
+    assert schedule.decay_steps == 15
     assert float(schedule(0)) == pytest.approx(recipe.learning_rate)
     assert float(schedule(9)) == pytest.approx(0.0, abs=1e-9)
 
