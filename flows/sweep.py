@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any, Literal
 
 from prefect import Task, flow
@@ -43,6 +44,8 @@ from tasks.sweep_report import publish_sweep_report
 
 SPECS: dict[str, ModelSpec] = {"energy": ENERGY_SPEC, "siamese": SIAMESE_SPEC}
 DEFAULT_WORKERS = 2
+TRIAL_FIT_ROWS = "train"
+"""The rows every sweep trial fits on: the validation rows pick the winner."""
 
 
 class SweepParameters(BaseModel):
@@ -85,13 +88,24 @@ def plan(params: SweepParameters) -> tuple[Trial, ...]:
     if params.pipeline != "energy" and params.source:
         raise InputError("--source is for energy sweeps (your own workbook); siamese takes none")
     trials = plan_trials(SPECS[params.pipeline].presets, params.preset, params.seeds, params.values)
-    if any(getattr(trial.recipe, "fit_rows", "train") != "train" for trial in trials):
+    if any(trial.values.get("fit_rows", TRIAL_FIT_ROWS) != TRIAL_FIT_ROWS for trial in trials):
         # Such a fit trains on the validation rows the winner is picked by.
         raise InputError(
             "--set fit_rows: a sweep picks its winner on the validation rows, so its trials "
             "fit on the training rows only (fit_rows=train)"
         )
-    return trials
+    return tuple(_on_training_rows(trial) for trial in trials)
+
+
+def _on_training_rows(trial: Trial) -> Trial:
+    """The trial with its fit on the training rows, where its preset fits on more.
+
+    The energy default fits every non-test row when it is run on its own; in a sweep the
+    validation rows choose the winner, so no trial may train on them.
+    """
+    if getattr(trial.recipe, "fit_rows", TRIAL_FIT_ROWS) == TRIAL_FIT_ROWS:
+        return trial
+    return replace(trial, recipe=trial.recipe.model_copy(update={"fit_rows": TRIAL_FIT_ROWS}))
 
 
 @flow(name="sweep", flow_run_name="sweep-{params.pipeline}-seeds-{params.seeds}", log_prints=True)

@@ -119,3 +119,18 @@ def test_a_bad_grid_is_one_line_before_anything_starts(
     assert done.stdout == ""
     assert done.stderr.count("\n") == 1 and done.stderr.startswith(error), done.stderr
     assert not (tmp_path / "home").exists()  # nothing trained, downloaded or registered
+
+
+def test_a_sweep_of_the_energy_default_fits_its_trials_on_the_training_rows() -> None:
+    from flows.sweep import SweepParameters, plan
+    from lib.energy.recipes import PRESETS
+
+    trials = plan(SweepParameters(pipeline="energy", seeds="0-1", values=("epochs=3",)))
+
+    # Run on its own the default fits every non-test row; a trial's validation rows pick
+    # the winner, so they must stay out of its fit.
+    assert PRESETS["default"].fit_rows == "non-test"
+    assert [(t.seed, t.recipe.fit_rows, t.recipe.epochs) for t in trials] == [
+        (0, "train", 3),
+        (1, "train", 3),
+    ]
