@@ -1,8 +1,10 @@
 """The energy-efficiency regressor: the course's Functional-API multi-output network.
 
 Input 8 -> Dense128 -> Dense128 -> y1_output, with a Dense64 branch from the second layer to
-y2_output. Presets change only what sits around that body: input encoding, target scaling,
-loss, optimiser (with its weight decay) and learning-rate schedule.
+y2_output. Presets change what sits around that body (input encoding, target scaling, loss,
+optimiser with its weight decay, learning-rate schedule), whether the first layer is the
+course's `Quadratic` instead of Dense128, and how many such networks train side by side and
+are served as their average (`members`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import keras
 import numpy as np
 
 from lib.components import HuberLoss, Quadratic, TabularEncoder
+from lib.core.errors import InputError
 from lib.energy.constants import CATEGORY_CODES, FEATURES, OUTPUT_NAMES
 from lib.energy.recipes import EnergyRecipe
 
@@ -145,6 +148,12 @@ def _output_head(recipe: EnergyRecipe, name: str, hidden: Any, targets: np.ndarr
         restore = keras.layers.Normalization(invert=True, name=name)
         restore.adapt(targets.reshape(-1, 1))
         return restore(standardised)
+    if np.min(targets) <= 0:
+        raise InputError(
+            "Expected loads above 0 kWh/m² with log_targets=True (the network learns their "
+            f"logarithm). Received: a {name.removesuffix('_output')[-2:].upper()} of "
+            f"{np.min(targets):g} among the training rows"
+        )
     restore = keras.layers.Normalization(invert=True, name=f"{name}_log")
     restore.adapt(np.log(targets).reshape(-1, 1))
     return keras.layers.Activation("exponential", name=name)(restore(standardised))

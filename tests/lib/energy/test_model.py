@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from lib.components import HuberLoss, Quadratic, TabularEncoder
 from lib.components.encoding import VALUE_TOLERANCE
+from lib.core.errors import InputError
 from lib.energy.constants import CATEGORY_CODES, FEATURES, OUTPUT_NAMES
 from lib.energy.model import (
     MAX_ONE_HOT_VALUES,
@@ -485,3 +486,12 @@ def test_log_targets_restore_positive_loads_around_the_training_scale(
     y1, _ = model.predict(features, verbose=0)
     # A zero standardised output is the mean log load: the geometric mean of the loads.
     np.testing.assert_allclose(y1, np.exp(np.log(targets[:, 0]).mean()), rtol=1e-4)
+
+
+def test_log_targets_refuse_a_load_of_zero(rows: tuple[np.ndarray, np.ndarray]) -> None:
+    features, targets = rows
+    targets = targets.copy()
+    targets[3, 1] = 0.0
+    recipe = one_network("default").model_copy(update={"log_targets": True})
+    with pytest.raises(InputError, match=r"loads above 0 kWh/m² .* a Y2 of 0 among"):
+        build_energy_model(recipe, features, targets)
