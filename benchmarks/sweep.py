@@ -17,7 +17,10 @@ printed apart, not counted). The sequential side trains the same trials here, in
 process with TensorFlow's default thread pools, through the same lib steps
 (`lib.energy.train.train_energy`, `lib.energy.validation.validation_metrics`) on the same
 table and splits. Overhead per trial = (workers x wall time - sum of fit and validation
-seconds measured inside the workers) / trials: the worker time not spent computing.
+seconds measured inside the workers) / trials: the worker time not spent computing. The same
+trials also run on W plain processes of one TensorFlow thread each (no Dask, no Prefect, no
+store): what two trials side by side can gain on this machine at all, the ceiling of the
+Dask speed-up.
 Run it on a quiet machine; it prints the load average beside the figures.
 """
 
@@ -25,11 +28,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +44,7 @@ SYNTHETIC_ROWS = 320
 SCORE = "mean_rmse"
 SPEED_UP_TARGET = 1.6
 OVERHEAD_TARGET_SECONDS = 1.0
+THREAD_VARIABLES = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
 
 
 def workbook(data: Path, scratch: Path) -> Path:
@@ -75,37 +81,85 @@ def on_dask(source: Path, trials: int, epochs: int, workers: int, root: Path) ->
     return json.loads(done.stdout)
 
 
-def sequential(source: Path, trials: int, epochs: int, root: Path) -> list[dict[str, float]]:
-    """The same trials one after another in this process: seconds and validation score."""
+def prepare(source: Path, trials: int, root: Path) -> tuple[Path, list[Path]]:
+    """The table and one split per seed, as the sweep's data steps make them."""
+    from lib.core.hashing import sha256_file
+    from lib.energy.splits import split_rows, table_rows, write_split
+    from lib.energy.table import excel_to_parquet
+
+    table = root / "energy.parquet"
+    excel_to_parquet(source, table, source_sha256=sha256_file(source), code_version="benchmark")
+    splits = []
+    for seed in range(trials):
+        splits.append(root / f"split-{seed}.json")
+        write_split(split_rows(table_rows(table), seed=seed), splits[-1])
+    return table, splits
+
+
+def start_trials() -> None:
+    """Set up a process to train trials as a sweep worker does, and import TensorFlow."""
     from lib.core.malloc import cap_arenas
     from lib.core.quiet import quiet_tensorflow_import
 
     cap_arenas()  # as the sweep's workers do, before TensorFlow starts
     quiet_tensorflow_import()  # before `lib.energy.train` imports it
-    from lib.core.hashing import sha256_file
+    import lib.energy.train  # noqa: F401  (TensorFlow's start-up is not a trial's time)
+
+
+def train_trial(table: Path, split: Path, seed: int, epochs: int, folder: Path) -> dict[str, float]:
+    """One trial as the sweep runs it, timed: its fit and its validation score."""
     from lib.energy.recipes import PRESETS
-    from lib.energy.splits import split_rows, table_rows, write_split
-    from lib.energy.table import excel_to_parquet
     from lib.energy.train import train_energy
     from lib.energy.validation import validation_metrics
 
-    table = root / "energy.parquet"
-    excel_to_parquet(source, table, source_sha256=sha256_file(source), code_version="benchmark")
     # As the sweep does (flows.sweep): every trial fits on the training rows only.
     recipe = PRESETS["default"].model_copy(update={"epochs": epochs, "fit_rows": "train"})
+    started = time.perf_counter()
+    trained = train_energy(table, split, recipe, seed, folder)
+    score = validation_metrics(trained.model, table, split)[SCORE]
+    return {"seconds": time.perf_counter() - started, "score": score}
+
+
+def sequential(table: Path, splits: list[Path], epochs: int, root: Path) -> list[dict[str, float]]:
+    """The trials one after another in this process (TensorFlow's default thread pools)."""
+    start_trials()
     results = []
-    for seed in range(trials):
-        split = root / f"split-{seed}.json"
-        write_split(split_rows(table_rows(table), seed=seed), split)
-        started = time.perf_counter()
-        trained = train_energy(table, split, recipe, seed, root / f"model-{seed}")
-        score = validation_metrics(trained.model, table, split)[SCORE]
-        results.append({"seconds": time.perf_counter() - started, "score": score})
+    for seed, split in enumerate(splits):
+        results.append(train_trial(table, split, seed, epochs, root / f"model-{seed}"))
         print(f"  sequential trial {seed}: {results[-1]['seconds']:.1f} s", flush=True)
     return results
 
 
-def report(dask: dict[str, Any], alone: list[dict[str, float]], workers: int) -> None:
+def _one_thread() -> None:
+    for variable in THREAD_VARIABLES:
+        os.environ[variable] = "1"
+    start_trials()
+
+
+def plain_processes(
+    table: Path, splits: list[Path], epochs: int, workers: int, root: Path
+) -> tuple[float, list[dict[str, float]]]:
+    """The trials on `workers` plain processes of one TensorFlow thread each: no Dask, no
+    Prefect, no store. Their wall time is what this machine allows two trials side by side,
+    the ceiling of the Dask speed-up."""
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_one_thread) as pool:
+        list(pool.map(time.sleep, [1.0] * workers))  # every process started and initialised
+        started = time.perf_counter()
+        futures = [
+            pool.submit(train_trial, table, split, seed, epochs, root / f"plain-{seed}")
+            for seed, split in enumerate(splits)
+        ]
+        results = [future.result() for future in futures]
+        return time.perf_counter() - started, results
+
+
+def report(
+    dask: dict[str, Any],
+    alone: list[dict[str, float]],
+    plain: tuple[float, list[dict[str, float]]],
+    workers: int,
+) -> None:
     trials = dask["trials"]
     print()
     print(f"{'trial':>5} {'seq s':>7} {'dask fit+val s':>14}  {'val ' + SCORE + ' seq':>18} "
@@ -121,18 +175,24 @@ def report(dask: dict[str, Any], alone: list[dict[str, float]], workers: int) ->
     computing = sum(t["model"]["seconds"] + t["validation"]["seconds"] for t in trials)
     overhead = (workers * wall - computing) / len(trials)
     speed_up = seq_total / wall
+    plain_wall, plain_trials = plain
     print()
     print(f"sequential, 1 process:         {seq_total:8.1f} s")
     print(f"dask, {workers} worker processes:    {wall:8.1f} s   (cluster start "
           f"{dask['cluster_seconds']:.1f} s, not counted)")  # fmt: skip
     print(f"speed-up:                      {speed_up:8.2f} x   (target >= {SPEED_UP_TARGET})")
+    print(f"{workers} plain processes, no Dask:  {plain_wall:8.1f} s   speed-up "
+          f"{seq_total / plain_wall:.2f} x: the ceiling on this machine")  # fmt: skip
     print(f"overhead per trial:            {overhead:8.2f} s   (target <= "
           f"{OVERHEAD_TARGET_SECONDS}; {workers} x wall - computing in the workers)")  # fmt: skip
     worst = max(
         abs(t["validation"]["metrics"][SCORE] - r["score"])
         for t, r in zip(trials, alone, strict=True)
     )
-    print(f"largest validation difference: {worst:8.1e}")
+    worst_plain = max(
+        abs(p["score"] - r["score"]) for p, r in zip(plain_trials, alone, strict=True)
+    )
+    print(f"largest validation difference: {worst:8.1e}   (plain processes {worst_plain:.1e})")
     print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
@@ -154,10 +214,13 @@ def main() -> None:
         print(f"  on Dask ({args.workers} workers) ...", flush=True)
         (root / "dask").mkdir()
         dask = on_dask(source, args.trials, args.epochs, args.workers, root / "dask")
-        print("  one after another ...", flush=True)
         (root / "alone").mkdir()
-        alone = sequential(source, args.trials, args.epochs, root / "alone")
-        report(dask, alone, args.workers)
+        table, splits = prepare(source, args.trials, root / "alone")
+        print(f"  on {args.workers} plain processes ...", flush=True)
+        plain = plain_processes(table, splits, args.epochs, args.workers, root / "alone")
+        print("  one after another ...", flush=True)
+        alone = sequential(table, splits, args.epochs, root / "alone")
+        report(dask, alone, plain, args.workers)
 
 
 if __name__ == "__main__":

@@ -59,6 +59,12 @@ QUIET_VARIABLE = "TRAINFLOW_QUIET_WORKERS"
 """Set to 1 (`trainflow sweep --quiet`): local workers print nothing on the terminal; the
 Prefect API still gets their logs. Workers of a scheduler of yours keep their output."""
 QUIET_DASK = {"DASK_LOGGING__DISTRIBUTED": "warning"}
+LOCAL_WORKER_CONFIG = {"distributed.worker.profile.enabled": False}
+"""Dask config for the local cluster's workers (their nannies hand it on). Dask's statistical
+profiler samples every thread's stack 100 times a second for its dashboard; a trial is a
+Keras fit whose per-step Python (tracing, callbacks, checkpoints) then waits for the GIL
+while the worker's event loop walks the trial's deep stacks. Workers of your own scheduler
+keep your config: set `DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED=False` there too."""
 
 
 class TrainflowWorker(WorkerPlugin):
@@ -121,6 +127,7 @@ def sweep_cluster(workers: int, address: str | None) -> Iterator[Cluster]:
 
     Call it inside a flow run: the API it hands the workers is that run's.
     """
+    import dask
     from prefect.client.orchestration import get_client
     from prefect.settings import PREFECT_API_URL, temporary_settings
     from prefect_dask import DaskTaskRunner
@@ -144,7 +151,11 @@ def sweep_cluster(workers: int, address: str | None) -> Iterator[Cluster]:
         )
         description = f"a local Dask cluster of {workers} worker processes"
     environ = worker_environment()
-    with temporary_settings({PREFECT_API_URL: api_url}), runner:
+    with (
+        temporary_settings({PREFECT_API_URL: api_url}),
+        dask.config.set({} if address else LOCAL_WORKER_CONFIG),
+        runner,
+    ):
         started = time.perf_counter()
         with _environment({**QUIET_DASK, **environ}):
             quiet = not address and os.environ.get(QUIET_VARIABLE) == "1"
