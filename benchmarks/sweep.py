@@ -16,11 +16,14 @@ trials' wall time on a running cluster (the cluster's start-up and the flow's da
 printed apart, not counted). The sequential side trains the same trials here, in this one
 process with TensorFlow's default thread pools, through the same lib steps
 (`lib.energy.train.train_energy`, `lib.energy.validation.validation_metrics`) on the same
-table and splits. Overhead per trial = (workers x wall time - sum of fit and validation
-seconds measured inside the workers) / trials: the worker time not spent computing. The same
-trials also run on W plain processes of one TensorFlow thread each (no Dask, no Prefect, no
-store): what two trials side by side can gain on this machine at all, the ceiling of the
-Dask speed-up.
+table and splits. The same trials also run on W plain processes of one TensorFlow thread
+each (no Dask, no Prefect, no store): what W trials side by side can gain on this machine at
+all, the ceiling of the Dask speed-up. Overhead per trial = W x (Dask wall time - plain
+processes' wall time) / trials: the worker time a trial costs on the cluster and the store
+beyond the same trial in a plain process, whatever form it takes (task runs, transfers, a
+fit slowed by the worker's own threads). Also printed: the worker time outside the fit and
+validation seconds measured inside the workers, which also counts saving and loading the
+model (work the plain processes do too).
 Run it on a quiet machine; it prints the load average beside the figures.
 """
 
@@ -173,9 +176,10 @@ def report(
     seq_total = sum(r["seconds"] for r in alone)
     wall = dask["trials_seconds"]
     computing = sum(t["model"]["seconds"] + t["validation"]["seconds"] for t in trials)
-    overhead = (workers * wall - computing) / len(trials)
+    idle = (workers * wall - computing) / len(trials)
     speed_up = seq_total / wall
     plain_wall, plain_trials = plain
+    overhead = workers * (wall - plain_wall) / len(trials)
     print()
     print(f"sequential, 1 process:         {seq_total:8.1f} s")
     print(f"dask, {workers} worker processes:    {wall:8.1f} s   (cluster start "
@@ -184,7 +188,9 @@ def report(
     print(f"{workers} plain processes, no Dask:  {plain_wall:8.1f} s   speed-up "
           f"{seq_total / plain_wall:.2f} x: the ceiling on this machine")  # fmt: skip
     print(f"overhead per trial:            {overhead:8.2f} s   (target <= "
-          f"{OVERHEAD_TARGET_SECONDS}; {workers} x wall - computing in the workers)")  # fmt: skip
+          f"{OVERHEAD_TARGET_SECONDS}; worker time on Dask - on plain processes)")  # fmt: skip
+    print(f"worker time outside fit and validation: {idle:.2f} s per trial (saving and "
+          "loading the model, task runs, store, scheduling)")  # fmt: skip
     worst = max(
         abs(t["validation"]["metrics"][SCORE] - r["score"])
         for t, r in zip(trials, alone, strict=True)
