@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
+from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
+from lib.core.refs import FileRef
 from lib.core.sweep import ValidationScore
 from lib.energy.recipes import EnergyRecipe
 from lib.siamese.recipes import SiameseRecipe
@@ -104,40 +107,38 @@ def _worker_name() -> str:
         return "flow process"
 
 
-@task(
-    task_run_name="validate-energy-{trained.model.sha256:.8}",
-    cache_policy=ContentCache(entry=ENERGY_VALIDATION_STEP),
-    persist_result=True,
-    result_serializer=RESULT_SERIALIZER,
-    result_storage=RECORDS,
-)
+def _validation_task_options(pipeline: str, entry: str) -> dict[str, Any]:
+    """A validation step's task options: cached by content (`entry`'s code, the files)."""
+    return {
+        "task_run_name": f"validate-{pipeline}-{{trained.model.sha256:.8}}",
+        "cache_policy": ContentCache(entry=entry),
+        "persist_result": True,
+        "result_serializer": RESULT_SERIALIZER,
+        "result_storage": RECORDS,
+    }
+
+
+def _timed(metrics_of: Callable[..., dict[str, float]], *files: FileRef) -> Validation:
+    """`metrics_of` the local copies of `files`, and how long it took."""
+    started = time.perf_counter()
+    metrics = metrics_of(*(local_path(file) for file in files))
+    return Validation(metrics=metrics, seconds=time.perf_counter() - started)
+
+
+@task(**_validation_task_options("energy", ENERGY_VALIDATION_STEP))
 def validate_energy(trained: TrainedModel, table: TableRef, split_ref: SplitRef) -> Validation:
     """RMSE per output and their mean on the split's validation rows."""
     from lib.energy.validation import validation_metrics
 
-    started = time.perf_counter()
-    metrics = validation_metrics(
-        local_path(trained.model), local_path(table.table), local_path(split_ref.split)
-    )
-    return Validation(metrics=metrics, seconds=time.perf_counter() - started)
+    return _timed(validation_metrics, trained.model, table.table, split_ref.split)
 
 
-@task(
-    task_run_name="validate-siamese-{trained.model.sha256:.8}",
-    cache_policy=ContentCache(entry=SIAMESE_VALIDATION_STEP),
-    persist_result=True,
-    result_serializer=RESULT_SERIALIZER,
-    result_storage=RECORDS,
-)
+@task(**_validation_task_options("siamese", SIAMESE_VALIDATION_STEP))
 def validate_siamese(trained: TrainedModel, train_table: TableRef, pairs: PairsRef) -> Validation:
     """Pair accuracy on the validation pairs at the threshold calibrated on them."""
     from lib.siamese.validation import validation_metrics
 
-    started = time.perf_counter()
-    metrics = validation_metrics(
-        local_path(trained.model), local_path(train_table.table), local_path(pairs.validation)
-    )
-    return Validation(metrics=metrics, seconds=time.perf_counter() - started)
+    return _timed(validation_metrics, trained.model, train_table.table, pairs.validation)
 
 
 @task(task_run_name="trial-energy-{index}", cache_policy=NO_CACHE, persist_result=False)
