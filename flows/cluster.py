@@ -59,12 +59,16 @@ QUIET_VARIABLE = "TRAINFLOW_QUIET_WORKERS"
 """Set to 1 (`trainflow sweep --quiet`): local workers print nothing on the terminal; the
 Prefect API still gets their logs. Workers of a scheduler of yours keep their output."""
 QUIET_DASK = {"DASK_LOGGING__DISTRIBUTED": "warning"}
-LOCAL_WORKER_CONFIG = {"distributed.worker.profile.enabled": False}
-"""Dask config for the local cluster's workers (their nannies hand it on). Dask's statistical
-profiler samples every thread's stack 100 times a second for its dashboard; a trial is a
-Keras fit whose per-step Python (tracing, callbacks, checkpoints) then waits for the GIL
-while the worker's event loop walks the trial's deep stacks. Workers of your own scheduler
-keep your config: set `DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED=False` there too."""
+LOCAL_WORKER_CONFIG = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.tick.interval": "1s",
+}
+"""Dask config for the local cluster's workers (their nannies hand it on). A trial is a Keras
+fit whose per-step Python (tracing, callbacks, checkpoints) waits for the GIL whenever the
+worker's own event loop runs: Dask's statistical profiler walks every thread's stack 100
+times a second for the dashboard, and the loop's health check ticks 50 times a second.
+Workers of your own scheduler keep your config: give them the same two settings (as
+`DASK_DISTRIBUTED__...` variables, README "Sweeps")."""
 
 
 class TrainflowWorker(WorkerPlugin):
