@@ -15,7 +15,7 @@ ENV VIRTUAL_ENV=/opt/venv \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
 
-# The checkout the deployments' pull step enters: their entrypoints are paths in it.
+# The checkout the deployments' pull step enters: their entrypoints are files or modules in it.
 WORKDIR /opt/trainflow
 COPY pyproject.toml README.md ./
 COPY lib lib

@@ -14,6 +14,7 @@ from prefect import Flow
 from prefect.deployments.runner import RunnerDeployment
 from prefect.events import DeploymentEventTrigger
 from prefect.schedules import Cron
+from prefect.types.entrypoint import EntrypointType
 
 from flows.energy import EnergyParameters
 from flows.siamese import SiameseParameters
@@ -60,14 +61,25 @@ class Plan:
 
     def load_flow(self) -> Flow[..., Any]:
         """The flow behind `entrypoint`, imported as a module so any working directory works."""
-        path, function = self.entrypoint.rsplit(":", 1)
-        module = importlib.import_module(path.removesuffix(".py").replace("/", "."))
-        return getattr(module, function)
+        if self.by_module:
+            module, function = self.entrypoint.rsplit(".", 1)
+        else:
+            path, function = self.entrypoint.rsplit(":", 1)
+            module = path.removesuffix(".py").replace("/", ".")
+        return getattr(importlib.import_module(module), function)
+
+    @property
+    def by_module(self) -> bool:
+        """Whether `entrypoint` is a module path (`flows.sweep.sweep_pipeline`), not a file."""
+        return ":" not in self.entrypoint
 
     def to_deployment(self) -> RunnerDeployment:
         """The same deployment as in prefect.yaml, for `prefect.serve` (no work pool)."""
         deployment = self.load_flow().to_deployment(
             name=self.name,
+            entrypoint_type=EntrypointType.MODULE_PATH
+            if self.by_module
+            else EntrypointType.FILE_PATH,
             description=self.description,
             tags=list(self.tags),
             schedules=[Cron(self.cron, timezone=TIMEZONE)] if self.cron else [],
@@ -119,7 +131,9 @@ PLANS = (
     #   prefect deployment run sweep/energy-sweep -p params='{"seeds": "0-7", ...}'
     Plan(
         name="energy-sweep",
-        entrypoint="flows/sweep.py:sweep_pipeline",
+        # A module path: the flow run's flow and parameters travel to the Dask scheduler and
+        # workers, which import them by module name; a file entrypoint names the module `sweep`.
+        entrypoint="flows.sweep.sweep_pipeline",
         cron=None,
         description=(
             "Energy sweep on Dask, started on demand: seeds x recipe values, the best on "

@@ -148,6 +148,8 @@ def test_entrypoint_loads_the_planned_flow(name: str, monkeypatch: pytest.Monkey
     assert isinstance(loaded, Flow)
     assert loaded.name == plan.load_flow().name
     assert loaded.fn.__name__ == plan.load_flow().fn.__name__
+    if plan.load_flow().name == "sweep":  # what its Dask workers import by name
+        assert loaded.fn.__module__ == "flows.sweep"
 
 
 def test_serve_builds_the_same_deployments_without_a_pool(
