@@ -23,7 +23,7 @@ def test_run_then_predict_energy(
     trainflow_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     workbook = write_energy_workbook(tmp_path / "mine.xlsx", n_rows=320)
-    assert main(["run", "energy", "--source", str(workbook), "--epochs", "40"]) == 0
+    assert main(["run", "energy", "--source", str(workbook), "--epochs", "3"]) == 0
     printed = capsys.readouterr().out
     assert "energy: energy-efficiency v1 (new version, champion)" in printed
     assert "Y1_rmse" in printed and "/#/models/energy-efficiency/versions/1" in printed

@@ -3,7 +3,9 @@
 Each run is the real CLI in a fresh process with Prefect's default logging (the test
 session's quieter PREFECT_LOGGING_LEVEL and TF_CPP_MIN_LOG_LEVEL removed), stdout and
 stderr kept apart. The slow runs share one module-wide home: the plain run trains, the
-`--json` run after it finds every step cached, the `--quiet` one trains another seed.
+`--json` run after it finds every step cached, the `--quiet` one trains another seed. They
+train the `course` preset, a fifteenth of the default's work an epoch: what they check is
+what is printed, which is the same for every preset (the terminal run trains the default).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from tests.fixtures.cli_process import REPO_ROOT, Finished, cli_env, run_cli
 from tests.fixtures.energy import write_energy_workbook
 
 EPOCHS = "20"
+COURSE = ("--preset", "course")
 ROWS = 320  # a test split of at least 50 rows, as the gate asks before it promotes
 SESSION_ONLY = ("PREFECT_LOGGING_LEVEL", "TF_CPP_MIN_LOG_LEVEL", "TRAINFLOW_VERBOSE")
 BANNER = (
@@ -78,9 +81,9 @@ class Runs:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
     place = _place(tmp_path_factory.mktemp("terminal"))
-    plain = place.run("--epochs", EPOCHS)
-    as_json = place.run("--epochs", EPOCHS, "--json")
-    quiet = place.run("--epochs", "3", "--seed", "1", "--quiet")
+    plain = place.run(*COURSE, "--epochs", EPOCHS)
+    as_json = place.run(*COURSE, "--epochs", EPOCHS, "--json")
+    quiet = place.run(*COURSE, "--epochs", "3", "--seed", "1", "--quiet")
     return Runs(plain, as_json, quiet, place.home)
 
 
@@ -95,7 +98,7 @@ def test_a_plain_run_logs_about_a_line_per_tenth_of_the_epochs(runs: Runs) -> No
     assert [EPOCH_LINE.search(line).group(1) for line in epoch_lines] == [  # type: ignore[union-attr]
         "1", "2", "4", "6", "8", "10", "12", "14", "16", "18", "20",
     ]  # fmt: skip
-    assert all("Task run 'train-energy-default-seed0'" in line for line in epoch_lines)
+    assert all("Task run 'train-energy-course-seed0'" in line for line in epoch_lines)
     assert "\r" not in runs.plain.screen  # stderr is a file here: no bar, no redraws
     assert not any(banner in runs.plain.screen for banner in BANNER)
     assert "Creating initial MLflow database tables" not in runs.plain.stderr

@@ -22,7 +22,9 @@ from tests.fixtures.tampering import register_legacy_champion
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
-EPOCHS = 40
+# Of the default's 5 passes each: enough for R² well over the gate's 0.9 floor on 320 rows
+# (0.99 after 2). The flow's steps, caching and gate are the point, not the fit.
+EPOCHS = 3
 
 
 def versions() -> list[str]:

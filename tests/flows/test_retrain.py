@@ -20,7 +20,7 @@ from tests.fixtures.energy import write_energy_workbook
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
-EPOCHS = 20
+EPOCHS = 3  # a version to register is the point, not the fit
 
 
 @pytest.fixture
