@@ -47,7 +47,6 @@ SYNTHETIC_ROWS = 320
 SCORE = "mean_rmse"
 SPEED_UP_TARGET = 1.6
 OVERHEAD_TARGET_SECONDS = 1.0
-THREAD_VARIABLES = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
 
 
 def workbook(data: Path, scratch: Path) -> Path:
@@ -92,10 +91,11 @@ def prepare(source: Path, trials: int, root: Path) -> tuple[Path, list[Path]]:
 
     table = root / "energy.parquet"
     excel_to_parquet(source, table, source_sha256=sha256_file(source), code_version="benchmark")
+    rows = table_rows(table)
     splits = []
     for seed in range(trials):
         splits.append(root / f"split-{seed}.json")
-        write_split(split_rows(table_rows(table), seed=seed), splits[-1])
+        write_split(split_rows(rows, seed=seed), splits[-1])
     return table, splits
 
 
@@ -134,6 +134,8 @@ def sequential(table: Path, splits: list[Path], epochs: int, root: Path) -> list
 
 
 def _one_thread() -> None:
+    from flows.cluster import THREAD_VARIABLES  # the variables a sweep worker sets
+
     for variable in THREAD_VARIABLES:
         os.environ[variable] = "1"
     start_trials()
