@@ -11,6 +11,7 @@ functions count as well: a lazy import is still code the step runs.
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 from collections.abc import Iterable
 from pathlib import Path
@@ -42,8 +43,14 @@ def module_file(name: str, root: Path) -> Path:
     raise ModuleNotFoundError(f"Expected a module {name} under {root}. Received: no such file")
 
 
-def _imported_names(source: str, module: str, is_package: bool) -> set[str]:
-    """Every dotted name an import statement of `source` may refer to, relative ones resolved."""
+@functools.cache
+def _imported_names(source: str, module: str, is_package: bool) -> frozenset[str]:
+    """Every dotted name an import statement of `source` may refer to, relative ones resolved.
+
+    Memoised on the source text: every cache key of every task parses the same closure, and
+    a sweep worker computes several keys per trial. Parsing is most of that cost, and an
+    edited file is a new text, so the memo can never answer for stale code.
+    """
     names: set[str] = set()
     package = module if is_package else module.rpartition(".")[0]
     for node in ast.walk(ast.parse(source)):
@@ -57,7 +64,7 @@ def _imported_names(source: str, module: str, is_package: bool) -> set[str]:
             names.add(base)
             # `from lib.x import y` may import a submodule y, or only a name defined in x.
             names.update(f"{base}.{alias.name}" for alias in node.names)
-    return names
+    return frozenset(names)
 
 
 def _with_parents(name: str) -> list[str]:
