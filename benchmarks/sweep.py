@@ -18,7 +18,8 @@ process with TensorFlow's default thread pools, through the same lib steps
 (`lib.energy.train.train_energy`, `lib.energy.validation.validation_metrics`) on the same
 table and splits. The same trials also run on W plain processes of one TensorFlow thread
 each (no Dask, no Prefect, no store): what W trials side by side can gain on this machine at
-all, the ceiling of the Dask speed-up.
+all, the ceiling of the Dask speed-up. Last, trial 0 runs once more alone, held to one core:
+against its sequential time, the bound on the speed-up of W trials that get a core each.
 
 Both parallel sides measure each trial's fit and validation seconds inside the process that
 ran it. Per trial, the worker time outside them (W x wall time / trials - fit and
@@ -153,6 +154,24 @@ def _one_thread() -> None:
     start_trials()
 
 
+def _one_core() -> None:
+    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+    _one_thread()
+
+
+def on_one_core(table: Path, split: Path, epochs: int, root: Path) -> dict[str, float]:
+    """Trial 0 alone in a process held to one core: what each of W trials side by side gets.
+
+    A trial's Python thread hands every step to TensorFlow's compute thread; with a core each
+    they overlap, on one core they take turns. Its time against trial 0 with every core
+    (sequential) bounds the speed-up of any scheduler: W x sequential / one core.
+    """
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(1, mp_context=context, initializer=_one_core) as pool:
+        pool.submit(time.sleep, 1.0).result()
+        return pool.submit(train_trial, table, split, 0, epochs, root / "one-core").result()
+
+
 def plain_processes(
     table: Path, splits: list[Path], epochs: int, workers: int, root: Path
 ) -> tuple[float, list[dict[str, float]]]:
@@ -258,7 +277,13 @@ def main() -> None:
         plain = plain_processes(table, splits, args.epochs, args.workers, root / "alone")
         print("  one after another ...", flush=True)
         alone = sequential(table, splits, args.epochs, root / "alone")
+        print("  trial 0 on one core ...", flush=True)
+        one_core = on_one_core(table, splits[0], args.epochs, root / "alone")
         report(dask, alone, plain, args.workers)
+        bound = args.workers * alone[0]["seconds"] / one_core["seconds"]
+        print(f"trial 0 alone: {alone[0]['seconds']:.1f} s on every core, "
+              f"{one_core['seconds']:.1f} s held to one core: no scheduler of "
+              f"{args.workers} one-core trials beats {bound:.2f} x here")  # fmt: skip
 
 
 if __name__ == "__main__":
