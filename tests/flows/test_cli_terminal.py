@@ -230,7 +230,7 @@ def test_json_lists_each_failed_pipeline_with_its_error(tmp_path: Path) -> None:
 
 
 def test_quiet_still_says_why_a_run_failed_in_one_line(tmp_path: Path) -> None:
-    place = _place(tmp_path)
+    place = _place(tmp_path, new_registry=True)
     done = run_cli(["run", "siamese", "--source", str(place.workbook), "--quiet"], place.env)
 
     assert done.returncode == 1 and done.stdout == ""
