@@ -31,10 +31,11 @@ types: $(STAMP)
 
 # Two test processes (pytest-xdist): most tests wait on subprocesses, servers and start-up,
 # so two share a 2-core machine well; each TensorFlow in them gets one intra-op thread.
-# `worksteal`: an idle worker takes tests queued on the other, so the slow tail is shared
-# (with the default `load` one worker ran the last 25 minutes alone).
+# `loadgroup` (scheduler in tests/fixtures/scheduling.py): a worker takes the next test, or the
+# next module whose tests share a module fixture, when it has two or fewer left, so the slow
+# tail is shared and no such fixture (a CLI run of a minute or more) is made on both workers.
 PYTEST_WORKERS ?= 2
-PYTEST := TF_NUM_INTRAOP_THREADS=1 $(BIN)/python -m pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) --dist worksteal
+PYTEST := TF_NUM_INTRAOP_THREADS=1 $(BIN)/python -m pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadgroup
 
 pytest: $(STAMP)
 	$(PYTEST) --durations=15

@@ -16,6 +16,9 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
+    from xdist.remote import Producer
+    from xdist.scheduler.protocol import Scheduling
+
     from tests.fixtures.seaweedfs import S3Server
 
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="trainflow-tests-"))
@@ -39,6 +42,17 @@ pytest_plugins = ["tests.fixtures.postgres"]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Producer) -> Scheduling | None:
+    """`--dist loadgroup`: a module's tests that share a module fixture stay on one worker
+    (tests.fixtures.scheduling says why xdist's own loadgroup cannot here)."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from tests.fixtures.scheduling import ModuleFixtureScheduling
+
+    return ModuleFixtureScheduling(config, log)
 
 
 @pytest.fixture

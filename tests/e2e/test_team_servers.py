@@ -165,9 +165,18 @@ def query(url: str, sql: str) -> list[tuple[Any, ...]]:
         connection.close()
 
 
-def machine(root: Path, name: str, **servers: str) -> dict[str, str]:
-    """A user's shell on another machine: its own home and Prefect home, the team's servers."""
-    return cli_env(root / name, root / f"{name}-prefect", TF_NUM_INTRAOP_THREADS="1", **servers)
+def machine(
+    root: Path, name: str, *, untouched_home: bool = False, **servers: str
+) -> dict[str, str]:
+    """A user's shell on another machine: its own home and Prefect home, the team's servers.
+
+    `untouched_home`: no registry laid in the home (see `cli_env`), for machines that must
+    leave nothing of MLflow's on their disk.
+    """
+    return cli_env(
+        root / name, root / f"{name}-prefect", untouched_home=untouched_home,
+        TF_NUM_INTRAOP_THREADS="1", **servers,
+    )  # fmt: skip
 
 
 def test_a_run_registers_on_the_servers_and_another_machine_predicts(
@@ -389,7 +398,7 @@ def dask_workers(cluster: Cluster, address: str, homes: dict[str, str]) -> Itera
     with ExitStack() as stack:
         for name, home in homes.items():
             command = [*DASK_WORKER, address, "--name", name, "--nthreads", "1"]
-            env = machine(cluster.root, home)
+            env = machine(cluster.root, home, untouched_home=True)
             stack.callback(stop, cluster.start(home, [*command, "--no-dashboard"], env))
         with Client(address, timeout=DASK_START_SECONDS) as client:
             client.wait_for_workers(len(homes), timeout=DASK_START_SECONDS)

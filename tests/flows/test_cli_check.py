@@ -141,7 +141,7 @@ def test_a_broken_workbook_is_one_line_and_exit_1(champion: Setup) -> None:
 
 
 def test_without_a_champion_check_says_so(tmp_path: Path) -> None:
-    env = cli_env(tmp_path / "home", tmp_path / "prefect")
+    env = cli_env(tmp_path / "home", tmp_path / "prefect", untouched_home=True)
     done = run_cli(["check", "energy", str(write_energy_workbook(tmp_path / "a.xlsx"))], env)
     assert done.returncode == 1 and done.stdout == "", done.screen
     [line] = done.stderr.splitlines()
@@ -153,7 +153,7 @@ def test_without_a_champion_check_says_so(tmp_path: Path) -> None:
 def test_labels_out_of_range_are_one_line_before_any_registry(tmp_path: Path) -> None:
     images, labels = synthetic_images(per_class=2, seed=0)
     labels[3] = 12
-    env = cli_env(tmp_path / "home", tmp_path / "prefect")
+    env = cli_env(tmp_path / "home", tmp_path / "prefect", untouched_home=True)
     given = [write_idx(tmp_path / "images.gz", images), write_idx(tmp_path / "labels.gz", labels)]
     done = run_cli(["check", "siamese", "--images", str(given[0]), "--labels", str(given[1])], env)
     assert done.returncode == 1 and done.stdout == "", done.screen

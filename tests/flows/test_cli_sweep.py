@@ -113,7 +113,8 @@ def test_a_rerun_trains_nothing_and_says_so(sweeps: Sweeps) -> None:
 def test_a_bad_grid_is_one_line_before_anything_starts(
     tmp_path: Path, args: list[str], error: str
 ) -> None:
-    done = run_cli(["sweep", "energy", *args], cli_env(tmp_path / "home", tmp_path / "prefect"))
+    env = cli_env(tmp_path / "home", tmp_path / "prefect", untouched_home=True)
+    done = run_cli(["sweep", "energy", *args], env)
 
     assert done.returncode == 1
     assert done.stdout == ""
