@@ -115,6 +115,25 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
             "pairs_per_epoch": None,
         },
     ),
+    # Issue #11, second round: pooled networks, affordable in bfloat16 on this AMX CPU.
+    "ib-32-64-128-pool-bf16": (
+        "default",
+        {
+            "conv_filters": (32, 64, 128),
+            "downsample": "pool",
+            "precision": "mixed_bfloat16",
+            "epochs": 20,
+        },
+    ),
+    "ib-32-64-pool-bf16": (
+        "default",
+        {
+            "conv_filters": (32, 64),
+            "downsample": "pool",
+            "precision": "mixed_bfloat16",
+            "epochs": 20,
+        },
+    ),
     "probe": (
         "default",
         {
