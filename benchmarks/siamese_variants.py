@@ -135,6 +135,16 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
             "epochs": 20,
         },
     ),
+    "ib-32-64-pool-bf16-m2": (
+        "default",
+        {
+            "conv_filters": (32, 64),
+            "downsample": "pool",
+            "precision": "mixed_bfloat16",
+            "epochs": 20,
+            "margin": 2.0,
+        },
+    ),
     "probe": (
         "default",
         {
