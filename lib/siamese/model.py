@@ -36,7 +36,6 @@ from lib.components import ContrastiveLoss, DistanceAccuracy, EuclideanDistance
 from lib.siamese.constants import IMAGE_SHAPE, LEFT, MAX_PIXEL, RIGHT, TRAINED_THRESHOLD
 from lib.siamese.data import fresh_pair_dataset, image_batch_dataset, pair_dataset
 from lib.siamese.pairs import course_pairs
-from lib.siamese.precision import resolve_precision
 from lib.siamese.recipes import SiameseRecipe
 
 CONV_KERNEL = 3
@@ -50,7 +49,7 @@ def build_base_network(recipe: SiameseRecipe) -> keras.Model:
     dtype policy, not Keras' process-wide one); the last dense layer (and the unit-length
     scaling) computes in float32, so the embedding, the distance and the loss see float32.
     """
-    dtype = resolve_precision(recipe.precision)
+    dtype = recipe.precision
     image = keras.Input(shape=IMAGE_SHAPE, name="image")
     hidden = keras.layers.Rescaling(1.0 / MAX_PIXEL, name="rescale", dtype=dtype)(image)
     if recipe.conv_filters:
