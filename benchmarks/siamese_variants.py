@@ -19,6 +19,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +116,35 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
             "pairs_per_epoch": None,
         },
     ),
+    # Issue #11, second round: pooled networks, affordable in bfloat16 on this AMX CPU.
+    "ib-32-64-128-pool-bf16": (
+        "default",
+        {
+            "conv_filters": (32, 64, 128),
+            "downsample": "pool",
+            "precision": "mixed_bfloat16",
+            "epochs": 20,
+        },
+    ),
+    "ib-32-64-pool-bf16": (
+        "default",
+        {
+            "conv_filters": (32, 64),
+            "downsample": "pool",
+            "precision": "mixed_bfloat16",
+            "epochs": 20,
+        },
+    ),
+    "ib-32-64-pool-bf16-m2": (
+        "default",
+        {
+            "conv_filters": (32, 64),
+            "downsample": "pool",
+            "precision": "mixed_bfloat16",
+            "epochs": 20,
+            "margin": 2.0,
+        },
+    ),
     "probe": (
         "default",
         {
@@ -151,6 +181,8 @@ def run_variant(name: str, data: Path, seed: int) -> dict[str, float]:
     labels = read_labels(data / "train-labels-idx1-ubyte.gz")
     # plan_pairs also draws test pairs; it gets stand-in test labels, so no test file is read.
     plan = plan_pairs(labels, np.tile(np.arange(10, dtype=labels.dtype), 3), seed)
+    # CPU time of all threads: unlike wall time, it does not grow while other jobs run.
+    cpu_start = time.process_time()
     with tempfile.TemporaryDirectory() as scratch:
         model, result = fit_siamese(
             recipe,
@@ -161,6 +193,7 @@ def run_variant(name: str, data: Path, seed: int) -> dict[str, float]:
             seed=seed,
             backup=Path(scratch) / "backup",
         )
+    train_cpu_seconds = time.process_time() - cpu_start
     validation = plan.validation
     distances = pair_distances(model, images, validation)
     # Course pairs alternate positive, negative: halves take whole (positive, negative) couples.
@@ -177,6 +210,7 @@ def run_variant(name: str, data: Path, seed: int) -> dict[str, float]:
         "val_auc": roc_auc(validation.label, -distances),
         "epochs_run": float(result.epochs_run),
         "train_seconds": result.seconds,
+        "train_cpu_seconds": train_cpu_seconds,
     }
 
 
@@ -203,7 +237,7 @@ def main() -> None:
         return
     print(
         f"{'variant':<22} {'seed':>4} {'val@0.5':>8} {'val@cal':>8} {'val AUC':>8} "
-        f"{'epochs':>6} {'train s':>8} {'peak GB':>8} {'load':>5}"
+        f"{'epochs':>6} {'train s':>8} {'cpu s':>7} {'peak GB':>8} {'load':>5}"
     )
     for name in args.names:
         command = [sys.executable, __file__, name, "--child", "--seed", str(args.seed)]
@@ -216,6 +250,7 @@ def main() -> None:
         print(
             f"{name:<22} {args.seed:>4} {r['val_acc_0.5']:>8.4f} {r['val_acc_cal']:>8.4f} "
             f"{r['val_auc']:>8.4f} {r['epochs_run']:>6.0f} {r['train_seconds']:>8.1f} "
+            f"{r['train_cpu_seconds']:>7.0f} "
             f"{r['peak_rss_bytes'] / 1e9:>8.2f} {load:>5.2f}",
             flush=True,
         )

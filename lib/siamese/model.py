@@ -43,34 +43,52 @@ POOL_SIZE = 2
 
 
 def build_base_network(recipe: SiameseRecipe) -> keras.Model:
-    """The network that embeds one raw 28x28 image; the siamese model shares one instance."""
+    """The network that embeds one raw 28x28 image; the siamese model shares one instance.
+
+    With bfloat16 precision every layer but the last computes in bfloat16 (each layer's own
+    dtype policy, not Keras' process-wide one); the last dense layer (and the unit-length
+    scaling) computes in float32, so the embedding, the distance and the loss see float32.
+    """
+    dtype = recipe.precision
     image = keras.Input(shape=IMAGE_SHAPE, name="image")
-    hidden = keras.layers.Rescaling(1.0 / MAX_PIXEL, name="rescale")(image)
+    hidden = keras.layers.Rescaling(1.0 / MAX_PIXEL, name="rescale", dtype=dtype)(image)
     if recipe.conv_filters:
-        hidden = keras.layers.Reshape((*IMAGE_SHAPE, 1), name="channel")(hidden)
+        hidden = keras.layers.Reshape((*IMAGE_SHAPE, 1), name="channel", dtype=dtype)(hidden)
         strides = POOL_SIZE if recipe.downsample == "stride" else 1
         for i, filters in enumerate(recipe.conv_filters, start=1):
             if recipe.batch_norm:
                 hidden = keras.layers.Conv2D(
-                    filters, CONV_KERNEL, strides=strides, use_bias=False, name=f"conv_{i}"
+                    filters,
+                    CONV_KERNEL,
+                    strides=strides,
+                    use_bias=False,
+                    name=f"conv_{i}",
+                    dtype=dtype,
                 )(hidden)
-                hidden = keras.layers.BatchNormalization(name=f"norm_{i}")(hidden)
-                hidden = keras.layers.Activation("relu", name=f"relu_{i}")(hidden)
+                hidden = keras.layers.BatchNormalization(name=f"norm_{i}", dtype=dtype)(hidden)
+                hidden = keras.layers.Activation("relu", name=f"relu_{i}", dtype=dtype)(hidden)
             else:
                 hidden = keras.layers.Conv2D(
-                    filters, CONV_KERNEL, strides=strides, activation="relu", name=f"conv_{i}"
+                    filters,
+                    CONV_KERNEL,
+                    strides=strides,
+                    activation="relu",
+                    name=f"conv_{i}",
+                    dtype=dtype,
                 )(hidden)
             if recipe.downsample == "pool":
-                hidden = keras.layers.MaxPooling2D(POOL_SIZE, name=f"pool_{i}")(hidden)
-    hidden = keras.layers.Flatten(name="flatten")(hidden)
+                hidden = keras.layers.MaxPooling2D(POOL_SIZE, name=f"pool_{i}", dtype=dtype)(hidden)
+    hidden = keras.layers.Flatten(name="flatten", dtype=dtype)(hidden)
     last = len(recipe.dense_units)
     for i, units in enumerate(recipe.dense_units, start=1):
         activation = recipe.embedding_activation if i == last else "relu"
-        hidden = keras.layers.Dense(units, activation=activation, name=f"dense_{i}")(hidden)
+        hidden = keras.layers.Dense(
+            units, activation=activation, name=f"dense_{i}", dtype=dtype if i < last else "float32"
+        )(hidden)
         if i < last and recipe.dropout:
-            hidden = keras.layers.Dropout(recipe.dropout, name=f"dropout_{i}")(hidden)
+            hidden = keras.layers.Dropout(recipe.dropout, name=f"dropout_{i}", dtype=dtype)(hidden)
     if recipe.normalize_embedding:
-        hidden = keras.layers.UnitNormalization(name="unit_length")(hidden)
+        hidden = keras.layers.UnitNormalization(name="unit_length", dtype="float32")(hidden)
     return keras.Model(inputs=image, outputs=hidden, name="base_network")
 
 

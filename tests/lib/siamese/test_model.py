@@ -358,3 +358,37 @@ def test_pair_dataset_feeds_the_model() -> None:
     model = build_siamese_model(TINY)
     distance = model.predict(pair_dataset(images, pairs, 16), verbose=0)
     assert distance.shape == (len(pairs), 1)
+
+
+def test_bfloat16_base_network_reloads_in_safe_mode_with_float32_distances(
+    tmp_path: Path,
+) -> None:
+    recipe = TINY.model_copy(update={"precision": "mixed_bfloat16"})
+    model = build_siamese_model(recipe)
+    base = model.get_layer("base_network")
+    # Each layer carries its own policy: the process-wide one is left alone.
+    assert keras.config.dtype_policy().name == "float32"
+    assert base.get_layer("conv_1").dtype_policy.name == "mixed_bfloat16"
+    assert base.get_layer("dense_1").compute_dtype == "bfloat16"
+    assert base.get_layer("conv_1").kernel.dtype == "float32"  # weights stay float32
+    assert base.get_layer("dense_2").dtype_policy.name == "float32"  # the embedding
+    assert model.get_layer("distance").dtype_policy.name == "float32"
+    left, right = _pixels(6, 1), _pixels(6, 2)
+    label = np.array([1, 0, 1, 0, 1, 0], dtype="float32")
+    model.fit({"left": left, "right": right}, label, epochs=1, verbose=0)
+    expected = model.predict({"left": left, "right": right}, verbose=0)
+    assert expected.dtype == np.float32
+    model.save(tmp_path / "model.keras")
+    for name, value in (("left", left), ("right", right), ("label", label)):
+        np.save(tmp_path / f"{name}.npy", value)
+    completed = subprocess.run(
+        [sys.executable, "-c", CHILD, str(tmp_path)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    prediction = np.load(tmp_path / "prediction.npy")
+    assert prediction.dtype == np.float32
+    np.testing.assert_allclose(prediction, expected, rtol=1e-6)
