@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
@@ -163,16 +164,19 @@ def test_model_is_compiled_with_contrastive_loss_and_distance_accuracy() -> None
     assert {"loss", "accuracy"} <= set(history.history)
 
 
-def test_save_and_load_in_a_fresh_process_gives_identical_predictions(tmp_path: Path) -> None:
-    model = build_siamese_model(TINY)
+def _fit_save_and_reload(
+    model: keras.Model, folder: Path
+) -> tuple[dict[str, Any], np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Fit `model` an epoch on six pairs, save it, and load it in a fresh process (`CHILD`,
+    safe mode): the child's report, its predictions, and the pairs (left, right, label)."""
     left, right = _pixels(6, 1), _pixels(6, 2)
     label = np.array([1, 0, 1, 0, 1, 0], dtype="float32")
     model.fit({"left": left, "right": right}, label, epochs=1, verbose=0)
-    model.save(tmp_path / "model.keras")
+    model.save(folder / "model.keras")
     for name, value in (("left", left), ("right", right), ("label", label)):
-        np.save(tmp_path / f"{name}.npy", value)
+        np.save(folder / f"{name}.npy", value)
     completed = subprocess.run(
-        [sys.executable, "-c", CHILD, str(tmp_path)],
+        [sys.executable, "-c", CHILD, str(folder)],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
@@ -180,8 +184,14 @@ def test_save_and_load_in_a_fresh_process_gives_identical_predictions(tmp_path: 
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     report = json.loads(completed.stdout.strip().splitlines()[-1])
+    return report, np.load(folder / "prediction.npy"), (left, right, label)
+
+
+def test_save_and_load_in_a_fresh_process_gives_identical_predictions(tmp_path: Path) -> None:
+    model = build_siamese_model(TINY)
+    report, prediction, (left, right, label) = _fit_save_and_reload(model, tmp_path)
     expected = model.predict({"left": left, "right": right}, verbose=0)
-    np.testing.assert_allclose(np.load(tmp_path / "prediction.npy"), expected, rtol=1e-6)
+    np.testing.assert_allclose(prediction, expected, rtol=1e-6)
     assert report["loss"] == "trainflow>ContrastiveLoss" and report["margin"] == 1.0
     assert set(report["evaluate"]) == {"loss", "accuracy"}
     wanted = model.evaluate({"left": left, "right": right}, label, verbose=0, return_dict=True)
@@ -373,22 +383,8 @@ def test_bfloat16_base_network_reloads_in_safe_mode_with_float32_distances(
     assert base.get_layer("conv_1").kernel.dtype == "float32"  # weights stay float32
     assert base.get_layer("dense_2").dtype_policy.name == "float32"  # the embedding
     assert model.get_layer("distance").dtype_policy.name == "float32"
-    left, right = _pixels(6, 1), _pixels(6, 2)
-    label = np.array([1, 0, 1, 0, 1, 0], dtype="float32")
-    model.fit({"left": left, "right": right}, label, epochs=1, verbose=0)
+    _, prediction, (left, right, _) = _fit_save_and_reload(model, tmp_path)
     expected = model.predict({"left": left, "right": right}, verbose=0)
     assert expected.dtype == np.float32
-    model.save(tmp_path / "model.keras")
-    for name, value in (("left", left), ("right", right), ("label", label)):
-        np.save(tmp_path / f"{name}.npy", value)
-    completed = subprocess.run(
-        [sys.executable, "-c", CHILD, str(tmp_path)],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    prediction = np.load(tmp_path / "prediction.npy")
     assert prediction.dtype == np.float32
     np.testing.assert_allclose(prediction, expected, rtol=1e-6)
