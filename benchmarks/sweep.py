@@ -116,7 +116,8 @@ def start_trials() -> None:
 
 
 def train_trial(table: Path, split: Path, seed: int, epochs: int, folder: Path) -> dict[str, float]:
-    """One trial as the sweep runs it, timed: its fit and its validation score."""
+    """One trial as the sweep runs it: its seconds in all, its fit's and its validation's
+    apart (as a sweep worker reports them), and its validation score."""
     from lib.energy.recipes import PRESETS
     from lib.energy.train import train_energy
     from lib.energy.validation import validation_metrics
