@@ -7,6 +7,7 @@ import json
 from typing import TYPE_CHECKING, TextIO
 
 from flows.summaries import summary_table
+from lib.core.sweep import shown_score
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -65,7 +66,7 @@ def trials_table(summary: SweepSummary) -> RenderableType:
         table.add_row(
             str(trial.index),
             trial.label,
-            f"{trial.validation.metrics[summary.score]:.4f}",
+            shown_score(trial.validation.metrics[summary.score]),
             f"{trial.worker.removeprefix('dask ')} pid {trial.pid}",
             ("winner" if trial.index == summary.winner else "")
             + ("" if trial.trained else " cached"),

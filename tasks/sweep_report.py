@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
+from lib.core.sweep import shown_score
 from tasks.report import _image
 from tasks.storage import output_dir, stored
 from tasks.sweep import SweepSummary
@@ -21,7 +22,7 @@ def trial_rows(summary: SweepSummary) -> list[dict[str, str]]:
         {
             "trial": str(trial.index),
             "tried": trial.label,
-            f"validation {summary.score}": f"{trial.validation.metrics[summary.score]:.4f}",
+            f"validation {summary.score}": shown_score(trial.validation.metrics[summary.score]),
             "epochs": str(trial.model.epochs_run),
             "ran on": f"{trial.worker} (pid {trial.pid})",
             "trained": "trained" if trial.trained else "cached",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -24,6 +25,15 @@ SEED_RANGE = re.compile(r"^(\d+)(?:-(\d+))?$")
 NONE_WORDS = ("none", "null")
 MAX_TRIALS = 1000
 """More trials than this is a typing slip (`--seeds 0-99999`), not a sweep anyone meant."""
+
+
+def shown_score(value: float) -> str:
+    """A validation score as the sweep's tables show it; a non-finite one is a diverged trial.
+
+    The validation metrics of both pipelines are NaN only for a model that predicts NaN or
+    infinity, which is what a diverged training leaves behind.
+    """
+    return f"{value:.4f}" if math.isfinite(value) else "diverged"
 
 
 @dataclass(frozen=True)
@@ -42,7 +52,16 @@ class ValidationScore:
         """Index of the best finite score; the first of equals (grid order) wins a tie."""
         finite = [(i, s) for i, s in enumerate(scores) if s == s and abs(s) != float("inf")]
         if not finite:
-            raise InputError("Expected at least one trial with a finite validation score")
+            received = (
+                "1 trial, and its training diverged (its model predicts"
+                if len(scores) == 1
+                else f"{len(scores)} trials, and every one's training diverged (their models "
+                "predict"
+            )
+            raise InputError(
+                "Expected at least one trial with a finite validation score. Received: "
+                f"{received} NaN or infinity; a learning_rate too high?)"
+            )
         sign = 1 if self.lower_is_better else -1
         return min(finite, key=lambda pair: (sign * pair[1], pair[0]))[0]
 

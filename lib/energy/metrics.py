@@ -15,6 +15,10 @@ MEAN_RMSE = "mean_rmse"
 def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
     """RMSE, MAE and R² of one output (R² is NaN when the truth is constant).
 
+    A model whose training diverged predicts NaN or infinity; its metrics are then all NaN
+    rather than an error, so a sweep goes on to its other trials and picks none of these,
+    and the champion gate refuses it (`lib.core.gate`).
+
     Raises:
         ValueError: when the two are empty or differ in shape.
     """
@@ -25,6 +29,8 @@ def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, floa
             "Expected non-empty y_true and y_pred of one shape. "
             f"Received: y_true.shape={y_true.shape}, y_pred.shape={y_pred.shape}"
         )
+    if not np.isfinite(y_pred).all():
+        return dict.fromkeys(("rmse", "mae", "r2"), float("nan"))
     constant = bool(np.all(y_true == y_true[0]))
     return {
         "rmse": float(np.sqrt(mean_squared_error(y_true, y_pred))),

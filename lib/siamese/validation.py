@@ -10,16 +10,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from lib.core.sweep import ValidationScore
 
 SCORE = ValidationScore("accuracy", lower_is_better=False)
 """Pair accuracy at the threshold calibrated on these pairs, as the test metric is measured."""
+METRICS = ("accuracy", "accuracy_at_0.5", "precision", "recall", "f1", "roc_auc", "threshold")
+"""What `validation_metrics` returns (`lib.siamese.evaluate.pair_metrics`' keys)."""
 
 
 def validation_metrics(
     model_path: Path, train_table: Path, validation_pairs: Path
 ) -> dict[str, float]:
-    """Accuracy, precision, recall, ROC AUC and the threshold on the validation pairs."""
+    """Accuracy, precision, recall, ROC AUC and the threshold on the validation pairs.
+
+    A model whose training diverged gives NaN or infinite distances; every metric is then
+    NaN rather than an error, so a sweep goes on to its other trials and picks none of these.
+    """
     from lib.core.keras_files import load_model
     from lib.siamese.evaluate import pair_distances, pair_metrics
     from lib.siamese.idx import read_image_table
@@ -29,4 +37,6 @@ def validation_metrics(
     images, _ = read_image_table(train_table)
     pairs = read_pairs(validation_pairs)
     distances = pair_distances(load_model(model_path), images, pairs)
+    if not np.isfinite(distances).all():
+        return dict.fromkeys(METRICS, float("nan"))
     return pair_metrics(pairs.label, distances, calibrate_threshold(pairs.label, distances))

@@ -2,7 +2,8 @@
 
 The real CLI in a child process, as a user starts it, on a synthetic workbook given as
 `--source` (no network). The slow run sweeps 2 seeds x 2 epochs on a 2-process local
-cluster, then runs again and must train nothing.
+cluster, then again with a second, diverging learning rate: only the new trials train, and
+the diverged ones are passed over.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from tests.fixtures.energy import write_energy_workbook
 
 SESSION_ONLY = ("PREFECT_LOGGING_LEVEL", "TF_CPP_MIN_LOG_LEVEL", "TRAINFLOW_VERBOSE")
 ROWS = 320  # a test split of at least 50 rows, as the gate asks before it promotes
+DIVERGING_RATE = 1000  # AdamW at this rate overflows the weights: the model predicts NaN
 TRIAL_ROW = re.compile(
     r"^(\d)\s+seed (\d), epochs=2\s+(\d+\.\d{4})\s+worker (\d+) pid (\d+)(\s+winner)?$"
 )
@@ -42,7 +44,9 @@ def sweeps(tmp_path_factory: pytest.TempPathFactory) -> Sweeps:
         env.pop(key, None)
     args = ["sweep", "energy", "--seeds", "0-1", "--set", "epochs=2", "--workers", "2"]
     first = run_cli([*args, "--source", str(workbook)], env)
-    again = run_cli([*args, "--source", str(workbook), "--json"], env)
+    # The same trials (0.01 is the default's rate) and, per seed, one whose rate diverges.
+    grown = [*args, "--set", f"learning_rate=0.01,{DIVERGING_RATE}"]
+    again = run_cli([*grown, "--source", str(workbook), "--json"], env)
     return Sweeps(first, again, root / "home")
 
 
@@ -78,19 +82,33 @@ def test_two_trials_on_two_workers_and_the_best_on_validation_registered(sweeps:
 
 
 @pytest.mark.slow
-def test_a_rerun_trains_nothing_and_says_so(sweeps: Sweeps) -> None:
+def test_a_grown_rerun_trains_only_new_trials_and_passes_over_diverged_ones(
+    sweeps: Sweeps,
+) -> None:
     done = sweeps.again
     assert done.returncode == 0, done.screen[-3000:]
+    assert "Traceback" not in done.screen
     summary = json.loads(done.stdout)
-    assert [trial["trained"] for trial in summary["trials"]] == [False, False]
-    assert len({trial["pid"] for trial in summary["trials"]}) == 2
-    assert summary["run"]["version"] == "1" and not summary["run"]["newly_registered"]
-    assert summary["score"] == "mean_rmse" and summary["lower_is_better"] is True
-    assert "training energy" not in done.stderr and "epoch 1/2" not in done.stderr
+    trials = summary["trials"]
+    assert [(t["seed"], t["values"]["learning_rate"]) for t in trials] == [
+        (0, 0.01),
+        (0, DIVERGING_RATE),
+        (1, 0.01),
+        (1, DIVERGING_RATE),
+    ]
+    # The first run's trials are cache hits; only the new rate trains.
+    assert [trial["trained"] for trial in trials] == [False, True, False, True]
     trains = re.findall(
         r"Task run 'train-energy-default-seed\d' - Finished in state (\w+)", done.stderr
     )
-    assert trains == ["Cached", "Cached"]
+    assert sorted(trains) == ["Cached", "Cached", "Completed", "Completed"]
+    assert len({trial["pid"] for trial in trials}) == 2
+    # A diverged trial scores null (NaN) and is passed over; the winner is the first run's.
+    scores = [trial["validation"]["metrics"]["mean_rmse"] for trial in trials]
+    assert scores[1] is None and scores[3] is None
+    assert summary["winner"] == (0 if scores[0] <= scores[2] else 2)
+    assert summary["run"]["version"] == "1" and not summary["run"]["newly_registered"]
+    assert summary["score"] == "mean_rmse" and summary["lower_is_better"] is True
 
 
 @pytest.mark.parametrize(

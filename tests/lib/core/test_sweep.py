@@ -13,6 +13,7 @@ from lib.core.sweep import (
     parse_seeds,
     parse_values,
     plan_trials,
+    shown_score,
     split_values,
     trial_grid,
 )
@@ -132,8 +133,22 @@ def test_the_best_score_follows_its_direction_and_skips_nan() -> None:
     higher = ValidationScore("accuracy", lower_is_better=False)
     assert lower.best([0.5, math.nan, 0.4, 0.4]) == 2  # the first of equals
     assert higher.best([0.9, 0.95, math.inf]) == 1
-    with pytest.raises(InputError, match="finite validation score"):
+    with pytest.raises(InputError) as one:
         lower.best([math.nan])
+    assert str(one.value) == (
+        "Expected at least one trial with a finite validation score. Received: 1 trial, and "
+        "its training diverged (its model predicts NaN or infinity; a learning_rate too high?)"
+    )
+    with pytest.raises(InputError, match=r"Received: 2 trials, and every one's training diverged"):
+        higher.best([math.nan, -math.inf])
+
+
+def test_a_non_finite_score_is_shown_as_a_diverged_trial() -> None:
+    assert [shown_score(value) for value in (0.41234, math.nan, math.inf)] == [
+        "0.4123",
+        "diverged",
+        "diverged",
+    ]
 
 
 def test_the_scores_plot_is_a_png(tmp_path: Path) -> None:

@@ -34,6 +34,13 @@ def test_r2_is_nan_for_constant_truth() -> None:
     assert metrics["mae"] == pytest.approx(2 / 3)
 
 
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_a_diverged_models_predictions_give_nan_metrics_not_an_error(bad: float) -> None:
+    metrics = regression_metrics(np.array([1.0, 2.0, 3.0]), np.array([1.0, bad, 3.0]))
+    assert set(metrics) == {"rmse", "mae", "r2"}
+    assert all(math.isnan(value) for value in metrics.values())
+
+
 def test_regression_metrics_reject_a_shape_mismatch() -> None:
     with pytest.raises(ValueError, match=r"y_true.shape=\(3,\), y_pred.shape=\(2,\)"):
         regression_metrics(np.array([1.0, 2.0, 3.0]), np.array([1.0, 2.0]))

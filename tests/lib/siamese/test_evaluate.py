@@ -9,6 +9,7 @@ import pytest
 
 from lib.siamese.evaluate import calibrated_metrics, pair_distances, pair_metrics
 from lib.siamese.pairs import Pairs
+from lib.siamese.validation import METRICS
 
 LABELS = np.array([1, 1, 0, 0])
 DISTANCES = np.array([0.1, 0.7, 0.6, 0.9])
@@ -22,6 +23,8 @@ def test_pair_metrics_by_hand() -> None:
     assert metrics["accuracy_at_0.5"] == pytest.approx(0.75)  # only 0.7 is wrong at 0.5
     assert metrics["roc_auc"] == pytest.approx(0.75)  # 3 of the 4 same/different orders right
     assert metrics["threshold"] == 0.65
+    # What a diverged trial's validation reports instead: the same names, every one NaN.
+    assert tuple(metrics) == METRICS
 
 
 class MeanPixelDistance:
