@@ -145,6 +145,12 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
             "margin": 2.0,
         },
     ),
+    # Issue #11, third round: float32 only (bfloat16 costs 1.4-1.75x on CPUs without AMX).
+    # Its flip and "same"-padding variants need fields on branch siamese3 (BENCHMARKS.md).
+    "ib-32-64-pool": (
+        "default",
+        {"conv_filters": (32, 64), "downsample": "pool", "epochs": 20},
+    ),
     "probe": (
         "default",
         {
