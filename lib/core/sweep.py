@@ -50,14 +50,14 @@ class ValidationScore:
 
     def best(self, scores: Sequence[float]) -> int:
         """Index of the best finite score; the first of equals (grid order) wins a tie."""
-        finite = [(i, s) for i, s in enumerate(scores) if s == s and abs(s) != float("inf")]
+        finite = [(i, s) for i, s in enumerate(scores) if math.isfinite(s)]
         if not finite:
-            received = (
-                "1 trial, and its training diverged (its model predicts"
-                if len(scores) == 1
-                else f"{len(scores)} trials, and every one's training diverged (their models "
-                "predict"
-            )
+            if len(scores) == 1:
+                received = "1 trial, and its training diverged (its model predicts"
+            else:
+                received = (
+                    f"{len(scores)} trials, and every one's training diverged (their models predict"
+                )
             raise InputError(
                 "Expected at least one trial with a finite validation score. Received: "
                 f"{received} NaN or infinity; a learning_rate too high?)"

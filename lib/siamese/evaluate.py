@@ -25,6 +25,10 @@ def pair_distances(model: Any, images: np.ndarray, pairs: Pairs) -> np.ndarray:
     return np.ravel(predicted).astype("float64")
 
 
+PAIR_METRICS = ("accuracy", "accuracy_at_0.5", "precision", "recall", "f1", "roc_auc", "threshold")
+"""The keys of `pair_metrics`, in its order (a diverged model's validation reports them NaN)."""
+
+
 def pair_metrics(labels: np.ndarray, distances: np.ndarray, threshold: float) -> dict[str, float]:
     """Accuracy at the course's 0.5 and at `threshold`, precision/recall there, and ROC AUC."""
     at_threshold = classification_metrics(labels, distances, threshold)

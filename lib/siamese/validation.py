@@ -16,8 +16,6 @@ from lib.core.sweep import ValidationScore
 
 SCORE = ValidationScore("accuracy", lower_is_better=False)
 """Pair accuracy at the threshold calibrated on these pairs, as the test metric is measured."""
-METRICS = ("accuracy", "accuracy_at_0.5", "precision", "recall", "f1", "roc_auc", "threshold")
-"""What `validation_metrics` returns (`lib.siamese.evaluate.pair_metrics`' keys)."""
 
 
 def validation_metrics(
@@ -29,7 +27,7 @@ def validation_metrics(
     NaN rather than an error, so a sweep goes on to its other trials and picks none of these.
     """
     from lib.core.keras_files import load_model
-    from lib.siamese.evaluate import pair_distances, pair_metrics
+    from lib.siamese.evaluate import PAIR_METRICS, pair_distances, pair_metrics
     from lib.siamese.idx import read_image_table
     from lib.siamese.metrics import calibrate_threshold
     from lib.siamese.pairs import read_pairs
@@ -38,5 +36,5 @@ def validation_metrics(
     pairs = read_pairs(validation_pairs)
     distances = pair_distances(load_model(model_path), images, pairs)
     if not np.isfinite(distances).all():
-        return dict.fromkeys(METRICS, float("nan"))
+        return dict.fromkeys(PAIR_METRICS, float("nan"))
     return pair_metrics(pairs.label, distances, calibrate_threshold(pairs.label, distances))

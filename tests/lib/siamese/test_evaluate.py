@@ -7,9 +7,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from lib.siamese.evaluate import calibrated_metrics, pair_distances, pair_metrics
+from lib.siamese.evaluate import (
+    PAIR_METRICS,
+    calibrated_metrics,
+    pair_distances,
+    pair_metrics,
+)
 from lib.siamese.pairs import Pairs
-from lib.siamese.validation import METRICS
 
 LABELS = np.array([1, 1, 0, 0])
 DISTANCES = np.array([0.1, 0.7, 0.6, 0.9])
@@ -24,7 +28,7 @@ def test_pair_metrics_by_hand() -> None:
     assert metrics["roc_auc"] == pytest.approx(0.75)  # 3 of the 4 same/different orders right
     assert metrics["threshold"] == 0.65
     # What a diverged trial's validation reports instead: the same names, every one NaN.
-    assert tuple(metrics) == METRICS
+    assert tuple(metrics) == PAIR_METRICS
 
 
 class MeanPixelDistance:
